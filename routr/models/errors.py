@@ -1,0 +1,82 @@
+"""Turn pydantic validation errors into ``path: problem`` lines a person can act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One invalid field: ``path`` like ``spec.credentials.username``."""
+
+    path: str
+    problem: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "problem": self.problem}
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else self.problem
+
+
+def format_path(loc: tuple[int | str, ...]) -> str:
+    """``('spec', 'domains', 0)`` -> ``spec.domains[0]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _problem(err: ErrorDetails) -> str:
+    kind = err["type"]
+    ctx: dict[str, Any] = dict(err.get("ctx") or {})
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind in ("string_too_short", "too_short"):
+        unit = "characters" if kind == "string_too_short" else "items"
+        return f"at least {ctx.get('min_length')} {unit}"
+    if kind in ("string_too_long", "too_long"):
+        unit = "characters" if kind == "string_too_long" else "items"
+        return f"at most {ctx.get('max_length')} {unit}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    if kind == "string_pattern_mismatch":
+        return "has an invalid format"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return err["msg"][0].lower() + err["msg"][1:] if err["msg"] else kind
+
+
+def problems(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[FieldProblem]:
+    """Each error of ``exc`` as a path and a short problem."""
+    return [FieldProblem(format_path(prefix + tuple(e["loc"])), _problem(e)) for e in exc.errors()]
+
+
+def describe(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> str:
+    """All problems on one line, ``; `` separated."""
+    return "; ".join(str(p) for p in problems(exc, prefix))
+
+
+class ManifestError(ValueError):
+    """A YAML manifest that cannot be read or holds an invalid resource."""
+
+    def __init__(
+        self,
+        source: str,
+        problems: list[FieldProblem],
+        line: int | None = None,
+    ) -> None:
+        self.source = source
+        self.problems = problems
+        self.line = line
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: " + "; ".join(str(p) for p in problems))

@@ -1,0 +1,72 @@
+"""Errors of the SIP core.
+
+A :class:`ParseError` carries the status code a server should answer with, so the
+transport layer can turn any failure into a response (or a logged drop) in one place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from routr.sip.message import Message
+
+
+class SipError(Exception):
+    """Base class of every error raised by :mod:`routr.sip`."""
+
+
+class ParseError(SipError):
+    """A message that cannot be accepted.
+
+    ``status`` is the response code to answer with and ``reason`` a short phrase naming
+    the problem. ``message`` is the partly parsed message when enough of it was read to
+    route a response back; ``None`` means the input must be dropped.
+    """
+
+    status: int = 400
+
+    def __init__(
+        self, reason: str, *, status: int | None = None, message: Message | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if status is not None:
+            self.status = status
+        self.message = message
+
+
+class MessageTooLarge(ParseError):
+    """The message (or its header block) is bigger than allowed: 513."""
+
+    status = 513
+
+
+class UnsupportedURIScheme(ParseError):
+    """The Request-URI has a scheme we cannot route: 416."""
+
+    status = 416
+
+
+class BadExtension(ParseError):
+    """A Require/Proxy-Require option we do not support: 420."""
+
+    status = 420
+
+
+class TooManyHops(ParseError):
+    """Max-Forwards reached zero: 483."""
+
+    status = 483
+
+
+class VersionNotSupported(ParseError):
+    """A SIP version other than 2.0: 505."""
+
+    status = 505
+
+
+class NotImplementedMethod(ParseError):
+    """An unknown method we cannot handle: 501."""
+
+    status = 501
