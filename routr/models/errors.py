@@ -34,6 +34,11 @@ def format_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _count(n: Any, kind: str) -> str:
+    unit = "character" if kind.startswith("string") else "item"
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
 def _problem(err: ErrorDetails) -> str:
     kind = err["type"]
     ctx: dict[str, Any] = dict(err.get("ctx") or {})
@@ -42,11 +47,9 @@ def _problem(err: ErrorDetails) -> str:
     if kind == "extra_forbidden":
         return "unknown field"
     if kind in ("string_too_short", "too_short"):
-        unit = "characters" if kind == "string_too_short" else "items"
-        return f"at least {ctx.get('min_length')} {unit}"
+        return f"at least {_count(ctx.get('min_length'), kind)}"
     if kind in ("string_too_long", "too_long"):
-        unit = "characters" if kind == "string_too_long" else "items"
-        return f"at most {ctx.get('max_length')} {unit}"
+        return f"at most {_count(ctx.get('max_length'), kind)}"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}"
     if kind == "string_pattern_mismatch":

@@ -65,7 +65,7 @@ def _check_ref(value: str) -> str:
 
 def _check_username(value: str) -> str:
     if _USER_BAD.search(value):
-        raise ValueError("must not contain spaces or any of @ : ; < > \"")
+        raise ValueError('must not contain spaces or any of @ : ; < > "')
     return value
 
 
@@ -112,7 +112,9 @@ Secret = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Ref = Annotated[str, AfterValidator(_check_ref)]
 Host = Annotated[str, AfterValidator(_check_host)]
 HostPort = Annotated[str, AfterValidator(_check_hostport)]
-Regex = Annotated[str, StringConstraints(min_length=1, max_length=1000), AfterValidator(_check_regex)]
+Regex = Annotated[
+    str, StringConstraints(min_length=1, max_length=1000), AfterValidator(_check_regex)
+]
 Network = Annotated[str, AfterValidator(_check_network)]
 TelUrl = Annotated[str, AfterValidator(_check_tel)]
 AorLink = Annotated[str, AfterValidator(_check_aor)]

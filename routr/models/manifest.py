@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from routr.models.errors import FieldProblem, ManifestError, format_path, problems
+from routr.models.errors import FieldProblem, ManifestError, problems
 from routr.models.resources import HIDE_SECRETS, KIND_CLASSES, KINDS, Resource, kind_of
 
 _NUMERIC_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"}
@@ -28,14 +29,9 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in _NUMERIC_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-for _first in "tTfF":
-    _Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:bool",
-        yaml.resolver.Resolver.yaml_implicit_resolvers["t"][0][1].__class__(
-            r"^(?:true|True|TRUE|false|False|FALSE)$"
-        ),
-        list(_first),
-    )
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _validation_error(loc: tuple[int | str, ...], kind: str, message: str) -> ValidationError:
@@ -56,7 +52,9 @@ def parse_resource(data: Any, kind: str | None = None) -> Resource:
     try:
         canonical = kind_of(str(given)) if given is not None else kind_of(str(kind))
     except KeyError:
-        raise _validation_error(("kind",), "unknown_kind", f"must be one of {', '.join(KINDS)}")
+        raise _validation_error(
+            ("kind",), "unknown_kind", f"must be one of {', '.join(KINDS)}"
+        ) from None
     if kind is not None and canonical != kind_of(kind):
         raise _validation_error(("kind",), "wrong_kind", f"must be {kind_of(kind)} here")
     return KIND_CLASSES[canonical].model_validate({**data, "kind": canonical})
@@ -106,7 +104,7 @@ def load_manifest(text: str, source: str = "<manifest>", kind: str | None = None
     resources: list[Resource] = []
     found: list[FieldProblem] = []
     first_line: int | None = None
-    for position, (node, prefix) in enumerate(items):
+    for position, (node, _) in enumerate(items):
         try:
             resources.append(parse_resource(_construct(node), kind))
         except ValidationError as exc:
@@ -158,7 +156,6 @@ def keep_secrets(data: Mapping[str, Any], previous: Resource) -> dict[str, Any]:
 
 __all__ = [
     "dump_manifest",
-    "format_path",
     "keep_secrets",
     "load_manifest",
     "parse_resource",

@@ -18,6 +18,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+
 from routr.models.fields import (
     AorLink,
     Host,

@@ -1,0 +1,62 @@
+"""Resource models, manifests and validation messages (pydantic and yaml only)."""
+
+from routr.models.errors import FieldProblem, ManifestError, describe, format_path, problems
+from routr.models.fields import split_hostport, tel_digits
+from routr.models.manifest import (
+    dump_manifest,
+    keep_secrets,
+    load_manifest,
+    parse_resource,
+    public_dict,
+    resource_to_dict,
+)
+from routr.models.resources import (
+    KIND_CLASSES,
+    KINDS,
+    PLURALS,
+    AccessControlList,
+    Agent,
+    Credentials,
+    Domain,
+    EgressPolicy,
+    Gateway,
+    Number,
+    Peer,
+    Resource,
+    User,
+    kind_of,
+    make_ref,
+    normalize_key,
+)
+
+__all__ = [
+    "KINDS",
+    "KIND_CLASSES",
+    "PLURALS",
+    "AccessControlList",
+    "Agent",
+    "Credentials",
+    "Domain",
+    "EgressPolicy",
+    "FieldProblem",
+    "Gateway",
+    "ManifestError",
+    "Number",
+    "Peer",
+    "Resource",
+    "User",
+    "describe",
+    "dump_manifest",
+    "format_path",
+    "keep_secrets",
+    "kind_of",
+    "load_manifest",
+    "make_ref",
+    "normalize_key",
+    "parse_resource",
+    "problems",
+    "public_dict",
+    "resource_to_dict",
+    "split_hostport",
+    "tel_digits",
+]
