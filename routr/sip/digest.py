@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Final, Literal
 
+from routr.sip.errors import SipError
+
 __all__ = [
     "MAX_HEADER_LEN",
     "SUPPORTED_ALGORITHMS",
@@ -43,8 +45,11 @@ VerifyResult = Literal["ok", "stale", "bad", "replay"]
 MAX_HEADER_LEN: Final = 8192
 
 
-class DigestError(ValueError):
-    """Malformed or unsupported credentials or challenge."""
+class DigestError(SipError, ValueError):
+    """Malformed or unsupported credentials or challenge.
+
+    A ValueError too, so callers that only know the stdlib contract can catch it.
+    """
 
 
 def _md5(data: bytes) -> str:

@@ -23,6 +23,7 @@ from routr.sip.digest import (
     parse_credentials,
     pick_challenge,
 )
+from routr.sip.errors import SipError
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 T0 = 1_700_000_000.0
@@ -121,8 +122,9 @@ def test_malformed_credentials_raise_digest_error(value: str) -> None:
         parse_credentials(value)
 
 
-def test_digest_error_is_value_error() -> None:
+def test_digest_error_is_value_error_and_sip_error() -> None:
     assert issubclass(DigestError, ValueError)
+    assert issubclass(DigestError, SipError)
 
 
 _FUZZ_ISSUER = NonceIssuer(SECRET)
@@ -532,3 +534,28 @@ def test_issuer_arguments() -> None:
         NonceIssuer(b"")
     with pytest.raises(ValueError):
         NonceIssuer(SECRET, lifetime=0)
+
+
+_NAMES = st.sampled_from(
+    ["username", "realm", "nonce", "uri", "response", "algorithm", "qop", "nc", "cnonce", "opaque"]
+)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(_NAMES, st.text(max_size=30), min_size=1), st.booleans())
+def test_quoted_params_round_trip_and_verify_never_raises(
+    params: dict[str, str], stale_nonce: bool
+) -> None:
+    iss = issuer()
+    params.setdefault("nonce", iss.issue(T0 - (400 if stale_nonce else 0)))
+    for name in ("username", "realm", "uri", "response"):
+        params.setdefault(name, "x")
+    if "qop" in params:
+        params.setdefault("nc", "00000001")
+        params.setdefault("cnonce", "c")
+    value = "Digest " + ", ".join(
+        f'{k}="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for k, v in params.items()
+    )
+    c = parse_credentials(value)
+    assert c.params == params
+    assert iss.verify(c, "REGISTER", now=T0, password="p") in ("bad", "stale", "ok", "replay")
