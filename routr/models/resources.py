@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -32,6 +31,7 @@ from routr.models.fields import (
     Username,
     tel_digits,
 )
+from routr.models.xxh32 import xxh32
 
 ApiVersion = Literal["v1beta1", "v1", "v1.0"]
 Transport = Literal["udp", "tcp", "tls", "ws", "wss"]
@@ -98,22 +98,27 @@ class Resource(Strict):
         return self.metadata.ref
 
     def natural_keys(self) -> tuple[str, ...]:
-        """Keys that must be unique among resources of this kind (first one names the ref)."""
+        """Keys that must be unique among resources of this kind."""
+        raise NotImplementedError
+
+    def ref_key(self) -> str:
+        """What Routr v1 hashed into a missing ref (so v1 files keep their refs)."""
         raise NotImplementedError
 
     @model_validator(mode="after")
     def _fill_ref(self) -> Self:
         if self.metadata.ref is None:
             # Frozen model: set in place once, during validation, so the ref is stable.
-            object.__setattr__(self.metadata, "ref", make_ref(self.kind, self.natural_keys()[0]))
+            object.__setattr__(self.metadata, "ref", make_ref(self.kind, self.ref_key()))
             self.metadata.__pydantic_fields_set__.add("ref")
         return self
 
 
 def make_ref(kind: str, key: str) -> str:
-    """Stable ref of a resource without one: prefix + 8 hex of a hash of kind and natural key."""
-    prefix = KIND_CLASSES[kind].PREFIX
-    return prefix + hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:8]
+    """Ref of a resource written without one, as Routr v1 made it: the kind's prefix and
+    XXH32(key, seed 0xABCD) in hex (no zero padding, like v1: usually 8 digits, sometimes
+    fewer). Same key, same ref: loading a file twice gives the same refs."""
+    return KIND_CLASSES[kind].PREFIX + format(xxh32(key.encode(), 0xABCD), "x")
 
 
 # --- Domain ---------------------------------------------------------------------------------
@@ -165,6 +170,9 @@ class Domain(Resource):
     def natural_keys(self) -> tuple[str, ...]:
         return (self.uri,)
 
+    def ref_key(self) -> str:
+        return self.spec.context.domainUri
+
 
 # --- Agent ----------------------------------------------------------------------------------
 
@@ -192,6 +200,9 @@ class Agent(Resource):
         user = self.spec.credentials.username
         return tuple(f"{user}@{d.lower()}" for d in self.spec.domains)
 
+    def ref_key(self) -> str:
+        return self.spec.credentials.username + self.spec.domains[0]
+
 
 # --- Peer -----------------------------------------------------------------------------------
 
@@ -215,6 +226,9 @@ class Peer(Resource):
 
     def natural_keys(self) -> tuple[str, ...]:
         return (self.spec.credentials.username,)
+
+    def ref_key(self) -> str:
+        return self.spec.credentials.username
 
 
 # --- Gateway --------------------------------------------------------------------------------
@@ -244,6 +258,9 @@ class Gateway(Resource):
         host = self.spec.host.lower()
         return (f"{host}:{self.spec.port}" if self.spec.port else host,)
 
+    def ref_key(self) -> str:
+        return self.spec.host
+
 
 # --- Number ---------------------------------------------------------------------------------
 
@@ -270,6 +287,9 @@ class Number(Resource):
     def natural_keys(self) -> tuple[str, ...]:
         return (self.digits,)
 
+    def ref_key(self) -> str:
+        return self.spec.location.telUrl
+
 
 # --- User -----------------------------------------------------------------------------------
 
@@ -285,6 +305,9 @@ class User(Resource):
 
     def natural_keys(self) -> tuple[str, ...]:
         return (self.spec.credentials.username,)
+
+    def ref_key(self) -> str:
+        return self.spec.credentials.username
 
 
 KIND_CLASSES: dict[str, type[Resource]] = {

@@ -1,0 +1,46 @@
+"""Resource data sources (files, Redis, HTTP) behind one interface, and the hot-path Index."""
+
+from routr.data.errors import (
+    AlreadyExists,
+    BrokenSource,
+    DataError,
+    DependentObjects,
+    InvalidFilter,
+    InvalidResource,
+    NotFound,
+    ProviderUnavailable,
+    UnfulfilledDependency,
+)
+from routr.data.factory import open_provider, parse_parameters
+from routr.data.files_provider import FilesProvider
+from routr.data.filters import compile_filter
+from routr.data.index import DomainAcl, EgressRule, Index, system_resolver
+from routr.data.live import LiveIndex
+from routr.data.provider import DataProvider, Page
+from routr.data.snapshot import Change, Snapshot, diff
+
+__all__ = [
+    "AlreadyExists",
+    "BrokenSource",
+    "Change",
+    "DataError",
+    "DataProvider",
+    "DependentObjects",
+    "DomainAcl",
+    "EgressRule",
+    "FilesProvider",
+    "Index",
+    "InvalidFilter",
+    "InvalidResource",
+    "LiveIndex",
+    "NotFound",
+    "Page",
+    "ProviderUnavailable",
+    "Snapshot",
+    "UnfulfilledDependency",
+    "compile_filter",
+    "diff",
+    "open_provider",
+    "parse_parameters",
+    "system_resolver",
+]

@@ -1,0 +1,186 @@
+"""``files_data_provider``: the six Routr v1 YAML files in a folder, writable, hot-reloaded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from routr.models import KINDS, PLURALS, FieldProblem, ManifestError, Resource, load_manifest
+from routr.models import dump_manifest as _dump
+
+from . import integrity
+from .errors import BrokenSource
+from .provider import DataProvider, Plan
+from .snapshot import Change, Snapshot
+
+log = logging.getLogger(__name__)
+
+_FileStamp = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: no file
+_LOCK_NAME = ".routr-data.lock"
+
+
+def _stamp(path: Path) -> _FileStamp:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _unique(resources: list[Resource], source: str) -> None:
+    """Two entries of one file with the same ref or natural key make the file invalid."""
+    seen: dict[str, int] = {}
+    for position, r in enumerate(resources):
+        for key in (f"ref {r.ref}", *(f"key {k}" for k in r.natural_keys())):
+            if key in seen:
+                raise ManifestError(
+                    source, [FieldProblem(f"[{position}]", f"same {key} as [{seen[key]}]")]
+                )
+            seen[key] = position
+
+
+def read_kind(path: Path, kind: str) -> list[Resource]:
+    """The resources of one file; a missing file is an empty list."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    resources = load_manifest(text, str(path), kind)
+    _unique(resources, str(path))
+    return resources
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file + fsync + rename, keeping the previous version as ``<name>.bak``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if path.exists():
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` shared with other processes writing the same folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class FilesProvider(DataProvider):
+    """YAML files ``agents.yml`` ... ``users.yml`` under ``path``.
+
+    Hand edits are picked up by polling file stamps every ``poll_interval`` seconds; a broken
+    edit is logged with file, line and problem and the last good data stays in force.
+    """
+
+    name: ClassVar[str] = "files_data_provider"
+
+    def __init__(self, path: str | os.PathLike[str] = "config", poll_interval: float = 1.0):
+        super().__init__()
+        self.path = Path(path)
+        self.poll_interval = poll_interval
+        self._stamps: dict[str, _FileStamp | bool] = {k: False for k in KINDS}  # False: unread
+        self._good: dict[str, list[Resource]] = {k: [] for k in KINDS}
+        self.problems: dict[str, str] = {}  # kind -> why its file is not in force
+        self._lock = asyncio.Lock()
+
+    def file_of(self, kind: str) -> Path:
+        return self.path / f"{PLURALS[kind]}.yml"
+
+    async def start(self) -> None:
+        await super().start()
+        self._every(self.poll_interval, self.refresh, "reload of changed files")
+
+    def _cache_is_fresh(self) -> bool:
+        # without the poller, look at the files on every read
+        return bool(self._tasks)
+
+    def _reread_changed(self) -> bool:
+        """Reread files whose stamp moved; True when any was read. Runs in a thread."""
+        changed = False
+        for kind in KINDS:
+            path = self.file_of(kind)
+            stamp = _stamp(path)
+            if stamp == self._stamps[kind]:
+                continue
+            loaded_before = self._stamps[kind] is not False
+            self._stamps[kind], changed = stamp, True
+            try:
+                self._good[kind] = read_kind(path, kind)
+            except (ManifestError, OSError, UnicodeDecodeError) as exc:
+                self.problems[kind] = str(exc)
+                outcome = "the last good version stays in force" if loaded_before else "not loaded"
+                log.error("%s; %s", exc, outcome)
+                continue
+            if self.problems.pop(kind, None) is not None:
+                log.info("%s: loaded again", path)
+        return changed
+
+    def _build(self) -> Snapshot:
+        snap = Snapshot()
+        for kind in KINDS:
+            snap = snap.with_kind(kind, self._good[kind])
+        return snap
+
+    async def _load(self) -> Snapshot:
+        async with self._lock:
+            changed = await asyncio.to_thread(self._reread_changed)
+        if changed or self._snapshot is None:
+            snap = self._build()
+            for problem in integrity.audit(snap):
+                log.warning("%s: %s", self.path, problem)
+            return snap
+        return self._snapshot
+
+    async def refresh(self) -> None:
+        """Pick up hand edits now (the poller calls this)."""
+        self._set_snapshot(await self._load())
+
+    async def _mutate(self, plan: Plan) -> Change:
+        async with self._lock:
+            change = await asyncio.to_thread(self._mutate_locked, plan)
+            self._set_snapshot(self._build())
+        return change
+
+    def _mutate_locked(self, plan: Plan) -> Change:
+        """Read, check, write under the folder lock. Runs in a thread."""
+        with _locked(self.path):
+            self._reread_changed()  # another process may have written since
+            change = plan(self._build())
+            kind = change.kind
+            if kind in self.problems:
+                raise BrokenSource(f"{self.problems[kind]}; fix the file before writing")
+            updated = self._build().apply(change).items(kind)
+            write_atomically(self.file_of(kind), _dump(updated))
+            self._good[kind] = updated
+            self._stamps[kind] = _stamp(self.file_of(kind))
+        return change
