@@ -34,7 +34,7 @@ class Address:
 
     def __str__(self) -> str:
         head = f"{quote(self.display)} " if self.display else ""
-        return f"{head}<{self.uri}>{format_params(self.params)}"
+        return f"{head}<{self.uri}>{format_params(self.params, header=True)}"
 
     def __repr__(self) -> str:
         return f"<Address {self}>"
@@ -57,7 +57,7 @@ class Address:
         if value is None:
             return None
         text = value.strip()
-        if not text.isdigit():
+        if not text.isdigit() or not text.isascii():
             raise ParseError("Bad expires parameter")
         return min(int(text[:12]), 2**32 - 1)
 
@@ -65,9 +65,12 @@ class Address:
     def q(self) -> float:
         value = self.params.get("q")
         try:
-            return float(value) if value else 1.0
+            q = float(value) if value else 1.0
         except ValueError as exc:
             raise ParseError("Bad q parameter") from exc
+        if not 0.0 <= q <= 1.0:  # also refuses nan and inf
+            raise ParseError("Bad q parameter")
+        return q
 
 
 #: ``Contact: *`` (a registrar's remove-all), as an Address with no URI of its own.
@@ -95,7 +98,9 @@ def parse_address(text: str) -> Address:
             raise ParseError("Display name without <URI>")
         text = rest
     lt = text.find("<")
-    if lt >= 0 and (lt == 0 or display is None):
+    semi = text.find(";")
+    # A '<' after the first ';' is inside a parameter of an addr-spec, not a name-addr.
+    if lt >= 0 and (lt == 0 or (display is None and (semi < 0 or lt < semi))):
         if lt > 0:
             # Token display names; RFC 4475 baddn: be liberal and keep them as text.
             display = text[:lt].strip() or None
@@ -106,7 +111,6 @@ def parse_address(text: str) -> Address:
         tail = text[gt + 1 :]
     else:
         # addr-spec: the first ';' ends the URI, what follows are header parameters.
-        semi = text.find(";")
         uri_text, tail = (text, "") if semi < 0 else (text[:semi], text[semi:])
         uri = parse_uri(uri_text.strip())
     tail = tail.strip()
@@ -134,7 +138,8 @@ class Via:
 
     def __str__(self) -> str:
         port = f":{self.port}" if self.port is not None else ""
-        return f"SIP/2.0/{self.transport} {self.host}{port}{format_params(self.params)}"
+        params = format_params(self.params, header=True)
+        return f"SIP/2.0/{self.transport} {self.host}{port}{params}"
 
     def __repr__(self) -> str:
         return f"<Via {self}>"
@@ -151,7 +156,7 @@ class Via:
     def rport(self) -> int | None:
         """The rport value; ``None`` when absent or requested without a value."""
         value = self.params.get("rport")
-        return int(value) if value and value.isdigit() else None
+        return int(value) if value and value.isdigit() and value.isascii() else None
 
     @property
     def maddr(self) -> str | None:
@@ -180,10 +185,14 @@ def parse_via(text: str) -> Via:
         if len(parts) != 3 or parts[0].strip().upper() != "SIP" or parts[1].strip() != "2.0":
             raise ParseError("Bad Via protocol")
         proto = parts[2].lstrip()
-    fields = proto.split()
+    fields = proto.split(None, 1)
     if len(fields) != 2:
         raise ParseError("Bad Via sent-by")
     transport, sent_by = fields
+    # RFC 3261 §25.1: the COLON before the port is SWS ":" SWS.
+    sent_by = ":".join(part.strip() for part in sent_by.split(":"))
+    if not sent_by or any(ch.isspace() for ch in sent_by):
+        raise ParseError("Bad Via sent-by")
     if sent_by[:1] == "[":
         end = sent_by.find("]")
         if end < 0:

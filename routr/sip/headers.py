@@ -5,6 +5,8 @@ Everything here works on ``str`` values that were unfolded by the message parser
 
 from __future__ import annotations
 
+import re
+
 from routr.sip.errors import ParseError
 
 #: Compact forms (RFC 3261 §7.3.3 and later RFCs) mapped to the lower-case long name.
@@ -42,6 +44,9 @@ CANONICAL: dict[str, str] = {
 }
 
 _KEY_CACHE: dict[str, str] = {}
+
+# gen-value = token / host (RFC 3261 §25.1): what may stay unquoted in a header parameter.
+_GEN_VALUE_OK = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]:]*").fullmatch
 
 
 def header_key(name: str) -> str:
@@ -191,9 +196,21 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def format_params(params: dict[str, str | None]) -> str:
-    """Serialize parameters as ``;name=value;flag``."""
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+def format_params(params: dict[str, str | None], *, header: bool = False) -> str:
+    """Serialize parameters as ``;name=value;flag``.
+
+    ``header`` parameters (not URI ones) had quoted values unquoted by :func:`parse_params`:
+    a value that is neither a token nor a host is quoted again.
+    """
+    out: list[str] = []
+    for k, v in params.items():
+        if v is None:
+            out.append(f";{k}")
+        elif header and not _GEN_VALUE_OK(v):
+            out.append(f";{k}={quote(v)}")
+        else:
+            out.append(f";{k}={v}")
+    return "".join(out)
 
 
 def parse_uint(text: str, what: str, limit: int = 2**32 - 1) -> int:

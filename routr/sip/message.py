@@ -215,7 +215,7 @@ class Message:
         if value is None:
             return None
         text = value.strip()
-        if not text.isdigit():
+        if not text.isdigit() or not text.isascii():
             raise ParseError("Bad Expires")
         return min(int(text[:12]), 2**32 - 1)
 
@@ -368,7 +368,9 @@ class Request(Message):
         copied: list[Header] = [h for h in self.headers if h[0] in _COPIED]
         if status > 100:
             for i, (k, name, value) in enumerate(copied):
-                if k == "to" and ";tag=" not in value.replace(" ", "").lower():
+                # Only look past the '>': a tag URI parameter inside <...> is not a To tag.
+                tail = "".join(value[value.rfind(">") + 1 :].split()).lower()
+                if k == "to" and ";tag=" not in tail:
                     copied[i] = (k, name, f"{value};tag={to_tag or self.derived_tag()}")
                     break
         if headers:
@@ -418,6 +420,8 @@ def parse_message(data: bytes, *, max_size: int | None = None, datagram: bool = 
     """
     if max_size is not None and len(data) > max_size:
         raise MessageTooLarge("Message Too Large")
+    if data[:1] == b"\r" or data[:1] == b"\n":  # RFC 3261 §7.5: CRLFs before the start line
+        data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")
     if end >= 0:
         head = data[:end].decode(_ENCODING, _ERRORS)
@@ -476,7 +480,7 @@ def parse_message(data: bytes, *, max_size: int | None = None, datagram: bool = 
 
 
 def _start(line: str, headers: list[Header]) -> Message:
-    if line.startswith("SIP/"):
+    if line[:4].upper() == "SIP/":
         version, _, rest = line.partition(" ")
         code, _, reason = rest.partition(" ")
         if len(code) != 3 or not code.isdigit() or not code.isascii():
@@ -487,7 +491,7 @@ def _start(line: str, headers: list[Header]) -> Message:
         return Response(status, reason, headers, version=version)
     parts = line.split()
     if len(parts) != 3:
-        if not line:
+        if not parts:
             raise ParseError("Empty message")
         # Headers were read: keep them so a 400 can still be routed back.
         bad = Request(parts[0], "", headers)
@@ -495,7 +499,7 @@ def _start(line: str, headers: list[Header]) -> Message:
     method, uri, version = parts
     if uri[:1] == "<":
         raise ParseError("Request-URI in <>", message=Request(method, uri, headers))
-    if not version.startswith("SIP/"):
+    if version[:4].upper() != "SIP/":
         raise ParseError("Malformed Request-Line")
     return Request(method, uri, headers, version=version.upper())
 

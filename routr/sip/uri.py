@@ -135,7 +135,9 @@ class SipURI(URI):
     def matches(self, other: URI) -> bool:
         if not isinstance(other, SipURI) or self.scheme != other.scheme:
             return False
-        if self.user_unescaped != other.user_unescaped or self.password != other.password:
+        if self.user_unescaped != other.user_unescaped:
+            return False
+        if _unescape_opt(self.password) != _unescape_opt(other.password):
             return False
         if self.host_key != other.host_key or self.port != other.port:
             return False
@@ -145,11 +147,26 @@ class SipURI(URI):
         for name, value in self.params.items():
             if name in other.params and _lower(value) != _lower(other.params[name]):
                 return False
-        return (self.headers or "") == (other.headers or "")
+        # Headers are never ignored, but their order does not matter (§19.1.4 examples).
+        return _header_set(self.headers) == _header_set(other.headers)
 
 
 def _lower(value: str | None) -> str | None:
-    return value.lower() if value else value
+    return unescape(value).lower() if value else value
+
+
+def _unescape_opt(value: str | None) -> str | None:
+    return None if value is None else unescape(value)
+
+
+def _header_set(headers: str | None) -> list[tuple[str, str]]:
+    if not headers:
+        return []
+    out: list[tuple[str, str]] = []
+    for field in headers.split("&"):
+        name, _, value = field.partition("=")
+        out.append((unescape(name).lower(), unescape(value)))
+    return sorted(out)
 
 
 class TelURI(URI):

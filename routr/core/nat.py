@@ -1,0 +1,46 @@
+"""Where a message really came from, and where replies go (RFC 3261 §18.2, RFC 3581)."""
+
+from __future__ import annotations
+
+from routr.sip.message import Request
+
+
+def stamp_via(request: Request, ip: str, port: int) -> None:
+    """Add ``received`` when the Via host is not the source IP, and fill a bare ``rport``."""
+    via = request.via
+    params = via.params
+    changed = False
+    if via.host_key != ip:
+        params["received"] = ip
+        changed = True
+    if "rport" in params and params["rport"] is None:
+        params["rport"] = str(port)
+        changed = True
+    if changed:
+        _replace_top_via(request, str(via))
+
+
+def _replace_top_via(request: Request, value: str) -> None:
+    vias = request.vias
+    for i, (key, name, raw) in enumerate(request.headers):
+        if key == "via":
+            if "," in raw:
+                rest = raw.split(",", 1)[1].strip()  # Via values hold no quoted commas
+                request.headers[i] = (key, name, f"{value}, {rest}")
+            else:
+                request.headers[i] = (key, name, value)
+            break
+    # The edit did not change the parsed values: keep the cache instead of reparsing.
+    request._vias = vias
+
+
+def reply_address(request: Request, source_ip: str, source_port: int) -> tuple[str, int]:
+    """Where an unreliable-transport reply goes: the source IP, and rport or the Via port.
+
+    The IP is always the packet's source: a reply never goes to a host a Via merely
+    names (which may be anywhere), and ``maddr`` is not honoured for the same reason.
+    """
+    via = request.via
+    if "rport" in via.params:
+        return source_ip, source_port
+    return source_ip, via.port or 5060

@@ -1,0 +1,1 @@
+"""The composition root: configuration, logging, signals, start and graceful stop."""

@@ -1,0 +1,84 @@
+"""One timer heap for the process, armed with a single ``loop.call_at``.
+
+Transactions, registrations and idle connections all set deadlines here; thousands of
+timers cost one pending loop callback, and cancelling is O(1) (lazy deletion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+
+_log = logging.getLogger("routr.timers")
+
+
+class Timer:
+    """A handle on a scheduled call; :meth:`cancel` makes it a no-op."""
+
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], object]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Scheduler:
+    """Deadlines in ``loop.time()`` seconds, run by one armed loop callback."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+        self._armed: asyncio.TimerHandle | None = None
+        self._armed_at = float("inf")
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Timer:
+        timer = Timer(when, callback)
+        heapq.heappush(self._heap, (when, next(self._seq), timer))
+        if when < self._armed_at:
+            self._arm(when)
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        return self.call_at(self._loop.time() + delay, callback)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def _arm(self, when: float) -> None:
+        if self._armed is not None:
+            self._armed.cancel()
+        self._armed_at = when
+        self._armed = self._loop.call_at(when, self._run)
+
+    def _run(self) -> None:
+        self._armed = None
+        self._armed_at = float("inf")
+        heap = self._heap
+        now = self._loop.time()
+        while heap and heap[0][0] <= now:
+            _, _, timer = heapq.heappop(heap)
+            if not timer.cancelled:
+                try:
+                    timer.callback()
+                except Exception:  # a failing timer must not stop the others
+                    _log.exception("timer callback failed")
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0][0])
+
+    def close(self) -> None:
+        if self._armed is not None:
+            self._armed.cancel()
+        self._heap.clear()

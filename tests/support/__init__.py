@@ -1,0 +1,1 @@
+"""Test support: run the real server, talk SIP to it over real sockets."""
