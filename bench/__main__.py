@@ -1,0 +1,44 @@
+"""``nox -s bench``: every benchmark, printed as the rows of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from bench import parser
+from bench.server import BenchServer
+from bench.sipp import ramp
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def main(argv: list[str]) -> None:
+    which = set(argv) or {"parser", "options"}
+    print(f"machine: {machine()}")
+    if "parser" in which:
+        for name, value in parser.main():
+            print(f"parser | {name} | {value}")
+    if "options" in which:
+        with BenchServer(("udp",)) as server:
+            runs = ramp(server, "options.xml", [2000, 4000, 6000, 8000, 10000, 12000, 14000])
+        for run in runs:
+            state = "ok" if run.ok else "FAILED"
+            print(f"options udp | asked {run.rate}/s | achieved {run.achieved:,.0f}/s | "
+                  f"server CPU {run.server_cpu:.0%} | {state}")  # fmt: skip
+        best = max((r.achieved for r in runs if r.ok), default=0.0)
+        print(f"options udp | highest rate with no failure | {best:,.0f}/s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

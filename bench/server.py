@@ -1,0 +1,58 @@
+"""Start the real server for a benchmark and read its CPU time."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_LISTEN = re.compile(r"(udp|tcp|tls|ws|wss) [0-9a-fA-F.:]+:(\d+)")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchServer:
+    """routr-server on loopback with kernel-chosen ports, logging at warning level."""
+
+    def __init__(self, protocols: tuple[str, ...] = ("udp",), spec: dict[str, Any] | None = None):
+        self.dir = Path(tempfile.mkdtemp(prefix="routr-bench-"))
+        config = {"spec": {"bindAddr": "127.0.0.1",
+                           "transport": [{"protocol": p, "port": 0} for p in protocols],
+                           **(spec or {})}}  # fmt: skip
+        (self.dir / "config.yml").write_text(yaml.safe_dump(config))
+        self.ports: dict[str, int] = {}
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> BenchServer:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "routr.server.cli", "--config", "config.yml",
+             "--log-level", "info"],
+            cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 15
+        for line in self.proc.stdout:
+            if "listening on" in line and "routr" in line:
+                self.ports = {p: int(n) for p, n in _LISTEN.findall(line)}
+                break
+            if time.monotonic() > deadline:
+                break
+        if not self.ports:
+            raise RuntimeError("routr-server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
