@@ -163,7 +163,7 @@ class FilesProvider(DataProvider):
 
     async def refresh(self) -> None:
         """Pick up hand edits now (the poller calls this)."""
-        self._set_snapshot(await self._load())
+        await self._reload()
 
     async def _mutate(self, plan: Plan) -> Change:
         async with self._lock:

@@ -76,7 +76,7 @@ class HttpProvider(DataProvider):
     async def start(self) -> None:
         await super().start()
         # changes made at the service reach subscribers (and the Index) within one ttl
-        self._every(self.ttl, self._poll, "refresh from the service")
+        self._every(self.ttl, self._reload, "refresh from the service")
 
     async def close(self) -> None:
         await super().close()
@@ -84,9 +84,6 @@ class HttpProvider(DataProvider):
 
     def _cache_is_fresh(self) -> bool:
         return time.monotonic() - self._loaded_at < self.ttl
-
-    async def _poll(self) -> None:
-        self._set_snapshot(await self._load())
 
     # --- HTTP ---------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ class Page:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    return datetime.now(UTC)
 
 
 class DataProvider(ABC):
@@ -49,6 +49,7 @@ class DataProvider(ABC):
 
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
+        self._generation = 0  # bumped by every cache replacement
         self._subscribers: list[ChangeCallback] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.clock: Callable[[], datetime] = _now
@@ -112,9 +113,17 @@ class DataProvider(ABC):
     async def snapshot(self) -> Snapshot:
         """Every resource; what ``routr.data.Index`` is built from."""
         if self._snapshot is None or not self._cache_is_fresh():
-            self._set_snapshot(await self._load())
+            await self._reload()
         assert self._snapshot is not None
         return self._snapshot
+
+    async def _reload(self) -> None:
+        """Replace the cache with a fresh load, unless a write replaced it meanwhile: then
+        the load may predate that write and would undo it."""
+        generation = self._generation
+        loaded = await self._load()
+        if generation == self._generation or self._snapshot is None:
+            self._set_snapshot(loaded)
 
     def current(self) -> Snapshot:
         """The last snapshot without I/O (empty before the first load)."""
@@ -183,6 +192,7 @@ class DataProvider(ABC):
 
     def _set_snapshot(self, new: Snapshot) -> None:
         old, self._snapshot = self._snapshot, new
+        self._generation += 1
         if old is None:
             return
         for change in diff(old, new):

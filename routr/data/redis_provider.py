@@ -70,6 +70,7 @@ class RedisProvider(DataProvider):
         self._listen_client = aioredis.Redis(**options)
         self._node = uuid.uuid4().hex
         self._listening = False
+        self._closing = False
         self._bad_entries: set[str] = set()
 
     def _cache_is_fresh(self) -> bool:
@@ -90,6 +91,8 @@ class RedisProvider(DataProvider):
         self._tasks.append(asyncio.create_task(self._listen(), name=f"{self.name}: listen"))
 
     async def close(self) -> None:
+        # redis-py can swallow a cancellation inside get_message: the flag ends the loop too
+        self._closing = True
         await super().close()
         self._listening = False
         await self._client.aclose()
@@ -121,7 +124,9 @@ class RedisProvider(DataProvider):
                 for ref, raw in zip(refs, values, strict=True)
             )
             found = [r for r in parsed if r is not None]
-            found.sort(key=lambda r: (r.metadata.createdOn is not None, r.metadata.createdOn))
+            found.sort(
+                key=lambda r: (r.metadata.createdOn is not None, r.metadata.createdOn, r.ref)
+            )
             resources.extend(found)
         return Snapshot.of(resources)
 
@@ -166,20 +171,20 @@ class RedisProvider(DataProvider):
     async def _listen(self) -> None:
         """Reload on every change announced by another node; reconnect with back-off."""
         delay, down_since_logged = 0.25, False
-        while True:
+        while not self._closing:
             pubsub = self._listen_client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL)
                 # messages sent while we were away are lost: reload once subscribed
-                self._set_snapshot(await self._read_all(self._client))
+                await self._reload()
                 self._listening, delay = True, 0.25
                 if down_since_logged:
                     log.info("%s: connected again", self.where)
                     down_since_logged = False
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                while not self._closing:
+                    message = await pubsub.get_message(timeout=0.5)
                     if message is not None and self._from_elsewhere(message):
-                        self._set_snapshot(await self._read_all(self._client))
+                        await self._reload()
             except (*_DOWN_ERRORS, RedisError) as exc:
                 self._listening = False
                 if not down_since_logged:
