@@ -197,14 +197,17 @@ def parse_via(text: str) -> Via:
         end = sent_by.find("]")
         if end < 0:
             raise ParseError("Bad Via IPv6 reference")
-        host, port_text = sent_by[: end + 1], sent_by[end + 2 :] if end + 1 < len(sent_by) else ""
-        if end + 1 < len(sent_by) and sent_by[end + 1] != ":":
+        host, tail = sent_by[: end + 1], sent_by[end + 1 :]
+        if tail and tail[0] != ":":
             raise ParseError("Bad Via sent-by")
+        port_text = tail[1:] if tail else None
     else:
-        host, _, port_text = sent_by.partition(":")
+        host, colon, port_text_s = sent_by.partition(":")
+        port_text = port_text_s if colon else None
     if not host:
         raise ParseError("Bad Via sent-by")
-    port = parse_uint(port_text, "Via port", 65535) if port_text else None
+    # A ':' must be followed by a port.
+    port = parse_uint(port_text, "Via port", 65535) if port_text is not None else None
     return Via(transport.upper(), host, port, parse_params(params) if params else None)
 
 
