@@ -35,16 +35,29 @@ HTTP_USER, HTTP_SECRET = "routr", "s3cret"
 
 def domain(uri: str = "sip.local", ref: str | None = None, **context: Any) -> Resource:
     meta: dict[str, Any] = {"name": f"Domain {uri}"} | ({"ref": ref} if ref else {})
-    return parse_resource({"kind": "Domain", "metadata": meta,
-                           "spec": {"context": {"domainUri": uri, **context}}})
+    return parse_resource(
+        {"kind": "Domain", "metadata": meta, "spec": {"context": {"domainUri": uri, **context}}}
+    )
 
 
-def agent(username: str = "1001", domains: tuple[str, ...] = ("sip.local",),
-          ref: str | None = None, **spec: Any) -> Resource:
+def agent(
+    username: str = "1001",
+    domains: tuple[str, ...] = ("sip.local",),
+    ref: str | None = None,
+    **spec: Any,
+) -> Resource:
     meta: dict[str, Any] = {"name": f"Agent {username}"} | ({"ref": ref} if ref else {})
-    return parse_resource({"kind": "Agent", "metadata": meta, "spec": {
-        "credentials": {"username": username, "secret": "1234"}, "domains": list(domains),
-        **spec}})
+    return parse_resource(
+        {
+            "kind": "Agent",
+            "metadata": meta,
+            "spec": {
+                "credentials": {"username": username, "secret": "1234"},
+                "domains": list(domains),
+                **spec,
+            },
+        }
+    )
 
 
 def gateway(host: str = "127.0.0.5", port: int | None = 5060, ref: str | None = None) -> Resource:
@@ -53,25 +66,44 @@ def gateway(host: str = "127.0.0.5", port: int | None = 5060, ref: str | None = 
     return parse_resource({"kind": "Gateway", "metadata": meta, "spec": spec})
 
 
-def number(tel: str = "tel:+17066041487", gw_ref: str = "gw-prov", ref: str | None = None,
-           aor: str = "sip:1001@sip.local") -> Resource:
+def number(
+    tel: str = "tel:+17066041487",
+    gw_ref: str = "gw-prov",
+    ref: str | None = None,
+    aor: str = "sip:1001@sip.local",
+) -> Resource:
     meta: dict[str, Any] = {"gwRef": gw_ref} | ({"ref": ref} if ref else {})
-    return parse_resource({"kind": "Number", "metadata": meta,
-                           "spec": {"location": {"telUrl": tel, "aorLink": aor}}})
+    return parse_resource(
+        {"kind": "Number", "metadata": meta, "spec": {"location": {"telUrl": tel, "aorLink": aor}}}
+    )
 
 
 def peer(username: str = "ast") -> Resource:
-    return parse_resource({"kind": "Peer", "metadata": {"name": "Asterisk"}, "spec": {
-        "credentials": {"username": username, "secret": "astsecret"}, "device": "astserver"}})
+    return parse_resource(
+        {
+            "kind": "Peer",
+            "metadata": {"name": "Asterisk"},
+            "spec": {
+                "credentials": {"username": username, "secret": "astsecret"},
+                "device": "astserver",
+            },
+        }
+    )
 
 
 def user(username: str = "admin") -> Resource:
-    return parse_resource({"kind": "User", "metadata": {"name": "Admin"}, "spec": {
-        "credentials": {"username": username, "secret": "changeit"}}})
+    return parse_resource(
+        {
+            "kind": "User",
+            "metadata": {"name": "Admin"},
+            "spec": {"credentials": {"username": username, "secret": "changeit"}},
+        }
+    )
 
 
-async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0,
-                     what: str = "condition") -> None:
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0, what: str = "condition"
+) -> None:
     """Wait for ``condition`` (checked every 20 ms) or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -133,8 +165,9 @@ class StubService:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def dispatch(self, method: str, parts: list[str], query: str,
-                 body: Any) -> tuple[int, str, Any]:
+    def dispatch(
+        self, method: str, parts: list[str], query: str, body: Any
+    ) -> tuple[int, str, Any]:
         if not parts:
             return 404, "Not Found", None
         collection = self.store.setdefault(parts[0], {})
@@ -142,7 +175,7 @@ class StubService:
             params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
             page, size = int(params.get("page", 1)), int(params.get("itemsPerPage", 30))
             items = list(collection.values())
-            return 200, "Successful request", items[(page - 1) * size: page * size]
+            return 200, "Successful request", items[(page - 1) * size : page * size]
         if len(parts) == 1 and method == "POST":
             ref = body["metadata"]["ref"]
             if ref in collection:

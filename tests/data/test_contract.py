@@ -62,7 +62,7 @@ async def test_pages_and_filters(provider: DataProvider) -> None:
 
 
 async def test_unfulfilled_dependencies(provider: DataProvider) -> None:
-    with pytest.raises(UnfulfilledDependency, match="Domain sip.local"):
+    with pytest.raises(UnfulfilledDependency, match=r"Domain sip\.local"):
         await provider.create(agent())
     with pytest.raises(UnfulfilledDependency, match="Gateway gw-prov"):
         await provider.create(number())
@@ -93,13 +93,25 @@ async def test_unique_usernames(provider: DataProvider) -> None:
     await provider.create(peer())
     await provider.create(user())
     with pytest.raises(AlreadyExists):
-        await provider.create(parse_resource({**public_dict(peer()), "metadata": {
-            "name": "Other", "ref": "pr-2"}, "spec": {"credentials": {
-                "username": "ast", "secret": "x"}}}))
+        await provider.create(
+            parse_resource(
+                {
+                    **public_dict(peer()),
+                    "metadata": {"name": "Other", "ref": "pr-2"},
+                    "spec": {"credentials": {"username": "ast", "secret": "x"}},
+                }
+            )
+        )
     with pytest.raises(AlreadyExists):
-        await provider.create(parse_resource({"kind": "User", "metadata": {
-            "name": "Root", "ref": "ur-2"}, "spec": {"credentials": {
-                "username": "admin", "secret": "x"}}}))
+        await provider.create(
+            parse_resource(
+                {
+                    "kind": "User",
+                    "metadata": {"name": "Root", "ref": "ur-2"},
+                    "spec": {"credentials": {"username": "admin", "secret": "x"}},
+                }
+            )
+        )
     # the same username in another domain is another agent
     await provider.create(domain("sip.other"))
     await provider.create(domain())
@@ -115,8 +127,12 @@ async def test_delete_refused_while_referenced(provider: DataProvider) -> None:
         await provider.delete("Gateway", "gw-prov")
     with pytest.raises(DependentObjects, match="dm-local"):
         await provider.delete("Number", "dd-pstn")
-    for kind, ref in [("Agent", "ag-1001"), ("Domain", "dm-local"), ("Number", "dd-pstn"),
-                      ("Gateway", "gw-prov")]:
+    for kind, ref in [
+        ("Agent", "ag-1001"),
+        ("Domain", "dm-local"),
+        ("Number", "dd-pstn"),
+        ("Gateway", "gw-prov"),
+    ]:
         deleted = await provider.delete(kind, ref)
         assert deleted.ref == ref
     assert len(await provider.snapshot()) == 0
@@ -170,8 +186,9 @@ async def test_changes_iterator(provider: DataProvider) -> None:
     await stream.aclose()
 
 
-async def test_another_instance_sees_writes(provider: DataProvider,
-                                             open_same_store: Opener) -> None:
+async def test_another_instance_sees_writes(
+    provider: DataProvider, open_same_store: Opener
+) -> None:
     other = open_same_store()
     await other.start()
     try:
@@ -186,8 +203,10 @@ async def test_another_instance_sees_writes(provider: DataProvider,
         with pytest.raises(AlreadyExists):
             await other.create(domain("sip.local", ref="dm-dup"))
         await other.create(domain("sip.two", ref="dm-two"))
-        await wait_until(lambda: provider.current().get("Domain", "dm-two") is not None,
-                         what="the first instance to see dm-two")
+        await wait_until(
+            lambda: provider.current().get("Domain", "dm-two") is not None,
+            what="the first instance to see dm-two",
+        )
         assert isinstance(await provider.get("Domain", "dm-two"), Domain)
     finally:
         await other.close()

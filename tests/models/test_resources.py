@@ -29,29 +29,49 @@ def agent(**spec: Any) -> dict[str, Any]:
         "credentials": {"username": "1001", "secret": "1234"},
         "domains": ["sip.local"],
     }
-    return {"apiVersion": "v1beta1", "kind": "Agent", "metadata": {"name": "John Doe"},
-            "spec": {**base, **spec}}
+    return {
+        "apiVersion": "v1beta1",
+        "kind": "Agent",
+        "metadata": {"name": "John Doe"},
+        "spec": {**base, **spec},
+    }
 
 
 def domain(**context: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1beta1", "kind": "Domain", "metadata": {"name": "Local"},
-            "spec": {"context": {"domainUri": "sip.local", **context}}}
+    return {
+        "apiVersion": "v1beta1",
+        "kind": "Domain",
+        "metadata": {"name": "Local"},
+        "spec": {"context": {"domainUri": "sip.local", **context}},
+    }
 
 
 def gateway(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1beta1", "kind": "Gateway", "metadata": {"name": "Provider"},
-            "spec": {"host": "sip.provider.net", **spec}}
+    return {
+        "apiVersion": "v1beta1",
+        "kind": "Gateway",
+        "metadata": {"name": "Provider"},
+        "spec": {"host": "sip.provider.net", **spec},
+    }
 
 
 def number(**location: Any) -> dict[str, Any]:
     loc = {"telUrl": "tel:+17066041487", "aorLink": "sip:1001@sip.local", **location}
-    return {"apiVersion": "v1beta1", "kind": "Number", "metadata": {"gwRef": "gw-prov"},
-            "spec": {"location": loc}}
+    return {
+        "apiVersion": "v1beta1",
+        "kind": "Number",
+        "metadata": {"gwRef": "gw-prov"},
+        "spec": {"location": loc},
+    }
 
 
 def peer(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1beta1", "kind": "Peer", "metadata": {"name": "Asterisk"},
-            "spec": {"credentials": {"username": "ast", "secret": "s"}, **spec}}
+    return {
+        "apiVersion": "v1beta1",
+        "kind": "Peer",
+        "metadata": {"name": "Asterisk"},
+        "spec": {"credentials": {"username": "ast", "secret": "s"}, **spec},
+    }
 
 
 def errors_of(data: dict[str, Any]) -> dict[str, str]:
@@ -71,12 +91,21 @@ def test_agent_defaults_and_numbers_as_strings() -> None:
 @pytest.mark.parametrize(
     ("spec", "path", "problem"),
     [
-        ({"credentials": {"username": "10", "secret": "x"}}, "spec.credentials.username",
-         "at least 3 characters"),
-        ({"credentials": {"username": "u" * 101, "secret": "x"}}, "spec.credentials.username",
-         "at most 100 characters"),
-        ({"credentials": {"username": "a b c", "secret": "x"}}, "spec.credentials.username",
-         "must not contain"),
+        (
+            {"credentials": {"username": "10", "secret": "x"}},
+            "spec.credentials.username",
+            "at least 3 characters",
+        ),
+        (
+            {"credentials": {"username": "u" * 101, "secret": "x"}},
+            "spec.credentials.username",
+            "at most 100 characters",
+        ),
+        (
+            {"credentials": {"username": "a b c", "secret": "x"}},
+            "spec.credentials.username",
+            "must not contain",
+        ),
         ({"credentials": {"username": "1001"}}, "spec.credentials.secret", "required"),
         ({"domains": []}, "spec.domains", "at least 1 item"),
         ({"domains": ["sip.local", "SIP.local"]}, "spec.domains", "must not repeat"),
@@ -126,8 +155,14 @@ def test_domain_single_and_list_egress_policies() -> None:
     one = parse_resource(domain(egressPolicy={"rule": r"\+?1?[2-9]\d{9}", "numberRef": "dd-1"}))
     assert isinstance(one, Domain)
     assert [p.numberRef for p in one.spec.context.policies] == ["dd-1"]
-    many = parse_resource(domain(egressPolicies=[
-        {"rule": "1.*", "numberRef": "dd-1"}, {"rule": ".*", "numberRef": "dd-2"}]))
+    many = parse_resource(
+        domain(
+            egressPolicies=[
+                {"rule": "1.*", "numberRef": "dd-1"},
+                {"rule": ".*", "numberRef": "dd-2"},
+            ]
+        )
+    )
     assert isinstance(many, Domain)
     assert [p.numberRef for p in many.spec.context.policies] == ["dd-1", "dd-2"]
     legacy = parse_resource(domain(egressPolicy={"rule": ".*", "didRef": "dd-3"}))
@@ -139,16 +174,27 @@ def test_domain_single_and_list_egress_policies() -> None:
 def test_domain_bad_regex_and_both_styles() -> None:
     found = errors_of(domain(egressPolicy={"rule": "([0-9", "numberRef": "dd-1"}))
     assert "not a valid regular expression" in found["spec.context.egressPolicy.rule"]
-    found = errors_of(domain(egressPolicy={"rule": ".*", "numberRef": "dd-1"},
-                             egressPolicies=[{"rule": ".*", "numberRef": "dd-1"}]))
+    found = errors_of(
+        domain(
+            egressPolicy={"rule": ".*", "numberRef": "dd-1"},
+            egressPolicies=[{"rule": ".*", "numberRef": "dd-1"}],
+        )
+    )
     assert "not both" in found["spec.context"]
     assert "spec.context.domainUri" in errors_of(domain(domainUri="bad uri"))
 
 
 @pytest.mark.parametrize(
     "entry",
-    ["192.168.0.0/16", "10.0.0.1", "192.168.1.0/255.255.255.0", "0.0.0.0/0", "2001:db8::/32",
-     "::1", "fe80::1/128"],
+    [
+        "192.168.0.0/16",
+        "10.0.0.1",
+        "192.168.1.0/255.255.255.0",
+        "0.0.0.0/0",
+        "2001:db8::/32",
+        "::1",
+        "fe80::1/128",
+    ],
 )
 def test_acl_accepts(entry: str) -> None:
     parse_resource(domain(accessControlList={"allow": [entry], "deny": [entry]}))
@@ -161,8 +207,14 @@ def test_acl_refuses(entry: str) -> None:
 
 
 def test_peer() -> None:
-    p = parse_resource(peer(device="astserver", contactAddr="192.168.1.2:6060", ex_maxContact=4,
-                            loadBalancing={"algorithm": "least-sessions"}))
+    p = parse_resource(
+        peer(
+            device="astserver",
+            contactAddr="192.168.1.2:6060",
+            ex_maxContact=4,
+            loadBalancing={"algorithm": "least-sessions"},
+        )
+    )
     assert isinstance(p, Peer)
     assert p.spec.loadBalancing.algorithm == "least-sessions"
     default = parse_resource(peer())
@@ -173,14 +225,22 @@ def test_peer() -> None:
 
 
 def test_gateway() -> None:
-    g = parse_resource(gateway(port=5060, transport="TCP", credentials={
-        "username": "pbx-1", "secret": "1234"}, registries=["sip2.provider.net:5080"]))
+    g = parse_resource(
+        gateway(
+            port=5060,
+            transport="TCP",
+            credentials={"username": "pbx-1", "secret": "1234"},
+            registries=["sip2.provider.net:5080"],
+        )
+    )
     assert isinstance(g, Gateway)
     assert g.spec.transport == "tcp" and g.registers
     assert g.natural_keys() == ("sip.provider.net:5060",)
     plain = parse_resource(gateway())
     assert isinstance(plain, Gateway) and not plain.registers and plain.spec.port is None
-    off = parse_resource(gateway(sendRegister=False, credentials={"username": "pbx", "secret": "s"}))
+    off = parse_resource(
+        gateway(sendRegister=False, credentials={"username": "pbx", "secret": "s"})
+    )
     assert isinstance(off, Gateway) and not off.registers
     assert "spec.transport" in errors_of(gateway(transport="sctp"))
     assert "spec.port" in errors_of(gateway(port=70000))
@@ -188,8 +248,15 @@ def test_gateway() -> None:
 
 
 def test_number() -> None:
-    n = parse_resource({**number(), "metadata": {"gwRef": "gw-prov", "geoInfo": {
-        "city": "Columbus", "country": "USA", "countryISOCode": "US"}}})
+    n = parse_resource(
+        {
+            **number(),
+            "metadata": {
+                "gwRef": "gw-prov",
+                "geoInfo": {"city": "Columbus", "country": "USA", "countryISOCode": "US"},
+            },
+        }
+    )
     assert isinstance(n, Number) and n.digits == "17066041487"
     assert n.metadata.geoInfo is not None and n.metadata.geoInfo.city == "Columbus"
     assert "spec.location.telUrl" in errors_of(number(telUrl="17066041487"))
@@ -198,8 +265,13 @@ def test_number() -> None:
 
 
 def test_user_and_secret_is_write_only() -> None:
-    u = parse_resource({"kind": "User", "metadata": {"name": "Admin"},
-                        "spec": {"credentials": {"username": "admin", "secret": "changeit"}}})
+    u = parse_resource(
+        {
+            "kind": "User",
+            "metadata": {"name": "Admin"},
+            "spec": {"credentials": {"username": "admin", "secret": "changeit"}},
+        }
+    )
     assert isinstance(u, User)
     out = public_dict(u)
     assert out["spec"]["credentials"] == {"username": "admin"}
@@ -222,11 +294,15 @@ def test_refs_are_stable_and_follow_v1() -> None:
         "Gateway": parse_resource(gateway()).ref[:2],
         "Number": parse_resource(number()).ref[:2],
         "Peer": parse_resource(peer()).ref[:2],
-        "User": parse_resource({"kind": "User", "metadata": {"name": "Admin"}, "spec": {
-            "credentials": {"username": "admin", "secret": "x"}}}).ref[:2],
+        "User": parse_resource(
+            {
+                "kind": "User",
+                "metadata": {"name": "Admin"},
+                "spec": {"credentials": {"username": "admin", "secret": "x"}},
+            }
+        ).ref[:2],
     }
-    assert prefixes == {"Domain": "dm", "Gateway": "gw", "Number": "dd", "Peer": "pr",
-                        "User": "ur"}
+    assert prefixes == {"Domain": "dm", "Gateway": "gw", "Number": "dd", "Peer": "pr", "User": "ur"}
     assert parse_resource(gateway()).ref == "gw50a1a4ca"  # XXH32('sip.provider.net', 0xABCD)
     given = parse_resource({**agent(), "metadata": {"name": "John", "ref": "ag-john"}})
     assert given.ref == "ag-john"
