@@ -106,12 +106,17 @@ class Binding:
     def next_hop(self) -> NextHop:
         """``(transport, host, port, conn_id)`` to send a request for this binding to.
 
-        The source address and flow when the client is behind NAT or registered over a
-        stream (WebSocket always: it has no listening socket); otherwise what the Contact
-        URI says (host, port, ``transport`` parameter). ``conn_id`` is set only when
-        reusing a flow.
+        The source address and flow when the client is behind NAT, registered over a
+        WebSocket (a browser has no listening socket) or over a TCP/TLS connection
+        (``conn_id`` set); otherwise what the Contact URI says (host, port, ``transport``
+        parameter), which is also how a Peer's ``contactAddr`` is honoured (no ``conn_id``).
+        ``conn_id`` is returned only when reusing a flow.
         """
-        if self.nat or self.transport in STREAM_TRANSPORTS:
+        if (
+            self.nat
+            or self.transport in WS_TRANSPORTS
+            or (self.conn_id is not None and self.transport in STREAM_TRANSPORTS)
+        ):
             return self.transport, self.source_ip, self.source_port, self.conn_id
         try:
             uri = parse_uri(self.contact)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_binding
+from location_helpers import make_binding
 
 from routr.location import Binding
 

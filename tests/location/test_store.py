@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import RedisSpace, make_binding
+from location_helpers import RedisSpace, make_binding
 
 from routr.location import LocationEvent, LocationStore
 

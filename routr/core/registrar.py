@@ -1,0 +1,349 @@
+"""The registrar (RFC 3261 §10): digest-authenticated REGISTER requests -> location bindings.
+
+Sans-IO apart from the awaited store: the server calls ``await registrar.handle(request,
+source, now)`` and sends the :class:`Response` it gets back. Nothing is changed unless the
+whole request is valid (§10.3: bindings are committed only if the request succeeds).
+
+Decisions:
+- The realm is the To host. A To host that is not a local domain is for a Peer only: when
+  no Peer is named by the To user the answer is 403 before any challenge (no open registrar).
+- Agents are found by (Authorization username, To host), Peers by the username; unknown
+  users and wrong passwords get the same 401. The Authorization username must be the To
+  user (403 otherwise), so nobody registers someone else's AOR.
+- Contacts match stored ones by RFC 3261 §19.1.4 URI comparison; the stored string is the
+  contact as first registered.
+- An out-of-order refresh (same Call-ID, CSeq not higher) fails the request with 500.
+- Above ``ex_maxContact``, the binding refreshed least recently goes first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from routr.core.auth import AuthFailures, SourceLike, find_credentials
+from routr.location import Binding, LocationStore
+from routr.location.binding import WS_TRANSPORTS
+from routr.models import Agent, Peer, split_hostport
+from routr.sip.address import Address, StarContact
+from routr.sip.digest import NonceIssuer
+from routr.sip.errors import ParseError
+from routr.sip.message import Request, Response
+from routr.sip.uri import SipURI, parse_uri
+
+if TYPE_CHECKING:
+    from routr.data.index import Index
+
+__all__ = [
+    "EXPIRED",
+    "REGISTERED",
+    "UNREGISTERED",
+    "EndpointEvent",
+    "ExpiresPolicy",
+    "Registrar",
+    "SourceLike",
+]
+
+REGISTERED: Final = "endpoint.registered"
+UNREGISTERED: Final = "endpoint.unregistered"
+EXPIRED: Final = "endpoint.expired"
+
+
+class ExpiresPolicy(Protocol):
+    """What the registrar reads of ``spec.registrar`` (``routr.models.config.Registrar``)."""
+
+    @property
+    def min_expires(self) -> int: ...
+    @property
+    def max_expires(self) -> int: ...
+    @property
+    def default_expires(self) -> int: ...
+
+
+class EndpointEvent:
+    """An event for the bus: ``name`` is one of REGISTERED, UNREGISTERED, EXPIRED.
+
+    ``reason``: ``registered``, ``unregistered`` (expires=0 or ``*``), ``replaced``
+    (ex_maxContact reached) or ``expired``.
+    """
+
+    __slots__ = ("binding", "name", "reason", "timestamp")
+
+    def __init__(self, name: str, binding: Binding, timestamp: float, reason: str) -> None:
+        self.name = name
+        self.binding = binding
+        self.timestamp = timestamp
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.name,
+            "timestamp": self.timestamp,
+            "reason": self.reason,
+            **self.binding.to_dict(now=self.timestamp),
+        }
+
+    def __repr__(self) -> str:
+        return f"<EndpointEvent {self.name} {self.binding.aor} {self.binding.contact}>"
+
+
+EventSink = Callable[[EndpointEvent], None]
+
+
+class Registrar:
+    """Handles REGISTER. ``index`` is called per request, so a reload is seen at once.
+
+    ``internal`` is ``registrarIntf: Internal``: every binding is reached at the packet's
+    source address. ``on_event`` receives :class:`EndpointEvent` s; ``failures`` counts
+    wrong credentials per source IP.
+    """
+
+    def __init__(
+        self,
+        index: Callable[[], Index],
+        store: LocationStore,
+        config: ExpiresPolicy,
+        nonces: NonceIssuer,
+        *,
+        internal: bool = False,
+        on_event: EventSink | None = None,
+        failures: AuthFailures | None = None,
+    ) -> None:
+        self.index = index
+        self.store = store
+        self.config = config
+        self.nonces = nonces
+        self.internal = internal
+        self.on_event = on_event
+        self.failures = failures
+
+    def _emit(self, name: str, binding: Binding, now: float, reason: str) -> EndpointEvent:
+        event = EndpointEvent(name, binding, now, reason)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    async def sweep(self, now: float) -> list[EndpointEvent]:
+        """Expire bindings in the store; one ``endpoint.expired`` each (also sent to
+        ``on_event``). The server calls this every few seconds."""
+        return [self._emit(EXPIRED, b, now, "expired") for b in await self.store.sweep(now)]
+
+    async def handle(self, request: Request, source: SourceLike, now: float) -> Response:
+        """The response to a REGISTER; bindings and events as a side effect."""
+        try:
+            return await self._handle(request, source, now)
+        except ParseError as exc:
+            return request.response(exc.status, exc.reason)
+
+    # -- authentication --------------------------------------------------------------------
+
+    def _challenge(self, request: Request, realm: str, now: float, stale: bool) -> Response:
+        challenges = self.nonces.challenges(realm, now, stale)
+        return request.response(401, headers=[("WWW-Authenticate", c) for c in challenges])
+
+    async def _handle(self, request: Request, source: SourceLike, now: float) -> Response:
+        to_uri = request.to.uri
+        if not isinstance(to_uri, SipURI):
+            return request.response(400, "To must be a SIP URI")
+        realm = to_uri.host_key
+        to_user = to_uri.user_unescaped
+        index = self.index()
+        local = index.is_local_domain(realm)
+        if not local and (to_user is None or index.peer(to_user) is None):
+            return request.response(403, "Forbidden (not a local domain)")
+        creds = find_credentials(request, "authorization", realm)
+        if creds is None:
+            return self._challenge(request, realm, now, stale=False)
+        resource: Agent | Peer | None = (
+            index.agent(creds.username, realm) if local else index.peer(creds.username)
+        )
+        password = resource.spec.credentials.secret if resource is not None else None
+        verdict = self.nonces.verify(creds, "REGISTER", now=now, password=password, realm=realm)
+        if verdict != "ok":
+            if verdict != "stale" and self.failures is not None:
+                self.failures.record(source.ip, now)
+            return self._challenge(request, realm, now, stale=verdict == "stale")
+        assert resource is not None  # "ok" needs a password
+        if creds.username != to_user:
+            return request.response(403, "Forbidden (credentials do not match the To user)")
+        return await self._bind(request, source, now, resource)
+
+    # -- bindings --------------------------------------------------------------------------
+
+    def _aors(self, request: Request, resource: Agent | Peer) -> list[str]:
+        user = resource.spec.credentials.username
+        if isinstance(resource, Agent):
+            return [f"sip:{user}@{d.lower()}" for d in resource.spec.domains]
+        device = resource.spec.device
+        if device is None:
+            from_uri = request.from_.uri
+            device = from_uri.host_key if isinstance(from_uri, SipURI) else request.to.sip_uri.host
+        return [f"sip:{user}@{device.lower()}"]
+
+    def _expires(self, contact: Address, header: int | None) -> int:
+        value = contact.expires
+        if value is None:
+            value = header if header is not None else self.config.default_expires
+        return value
+
+    def _nat(self, request: Request, source: SourceLike) -> bool:
+        """Reach the client at its source address rather than what its Contact says."""
+        if self.internal or source.protocol in WS_TRANSPORTS:
+            return True
+        via = request.via
+        if via.host_key != source.ip.lower():
+            return True
+        # Over a stream the source port is ephemeral: only a datagram's port is telling.
+        return source.protocol == "udp" and (via.port or 5060) != source.port
+
+    async def _bind(
+        self, request: Request, source: SourceLike, now: float, resource: Agent | Peer
+    ) -> Response:
+        contacts = request.contacts
+        header_expires = request.expires
+        aors = self._aors(request, resource)
+        current = {aor: await self.store.lookup(aor, now) for aor in aors}
+        if any(isinstance(c, StarContact) for c in contacts):
+            if len(contacts) != 1 or header_expires != 0:
+                return request.response(400, "Contact * needs Expires: 0 and no other Contact")
+            return await self._remove_all(request, now, aors, current)
+        policy = self.config
+        planned: list[tuple[SipURI, int, float]] = []
+        for contact in contacts:
+            uri = contact.uri
+            if not isinstance(uri, SipURI):
+                return request.response(400, "Contact must be a SIP URI")
+            expires = self._expires(contact, header_expires)
+            if 0 < expires < policy.min_expires:
+                return request.response(423, headers=[("Min-Expires", str(policy.min_expires))])
+            planned.append((_reachable(uri, resource), min(expires, policy.max_expires), contact.q))
+        call_id, cseq = request.call_id, request.cseq.number
+        nat = self._nat(request, source)
+        # Per AOR: (stored contact string, expires, q). Checked in full before any change.
+        keyed: dict[str, list[tuple[str, int, float]]] = {}
+        for aor in aors:
+            rows = keyed[aor] = []
+            for uri, expires, q in planned:
+                existing = _matching(current[aor], uri)
+                if existing is not None and _stale_cseq(existing, call_id, cseq):
+                    return request.response(500, "Out of order REGISTER")
+                rows.append((existing.contact if existing else str(uri), expires, q))
+        contact_addr = isinstance(resource, Peer) and resource.spec.contactAddr is not None
+        for aor in aors:
+            for key, expires, q in keyed[aor]:
+                if expires == 0:
+                    removed = await self.store.remove(aor, key)
+                    if removed is not None:
+                        self._emit(UNREGISTERED, removed, now, "unregistered")
+                    continue
+                binding = Binding(
+                    aor,
+                    key,
+                    source_ip=source.ip,
+                    source_port=source.port,
+                    transport=source.protocol,
+                    expires_at=now + expires,
+                    registered_on=now,
+                    call_id=call_id,
+                    cseq=cseq,
+                    conn_id=source.conn.id if source.conn is not None else None,
+                    local=source.local,
+                    user_agent=request.get("user-agent"),
+                    q=q,
+                    path=request.get_all("path"),
+                    nat=nat,
+                    kind=resource.kind,
+                    ref=resource.ref,
+                )
+                if contact_addr:
+                    # The operator said where this Peer is: its Contact, as rewritten.
+                    binding.nat = False
+                    binding.conn_id = None
+                    binding.transport = _uri_transport(key)
+                if await self.store.add(binding, now) == "ADDED":
+                    self._emit(REGISTERED, binding, now, "registered")
+            await self._enforce_max(aor, [k for k, e, _ in keyed[aor] if e], now, resource)
+        return await self._ok(request, now, _shown_aor(request, aors))
+
+    async def _remove_all(
+        self, request: Request, now: float, aors: list[str], current: dict[str, list[Binding]]
+    ) -> Response:
+        """``Contact: *`` (RFC 3261 §10.3 step 6)."""
+        call_id, cseq = request.call_id, request.cseq.number
+        for bindings in current.values():
+            for b in bindings:
+                if _stale_cseq(b, call_id, cseq):
+                    return request.response(500, "Out of order REGISTER")
+        for aor in aors:
+            for removed in await self.store.remove_all(aor):
+                self._emit(UNREGISTERED, removed, now, "unregistered")
+        return await self._ok(request, now, _shown_aor(request, aors))
+
+    async def _enforce_max(
+        self, aor: str, touched: list[str], now: float, resource: Agent | Peer
+    ) -> None:
+        """Above ex_maxContact, drop the least recently refreshed bindings; this
+        request's own contacts go last, the earliest listed first."""
+        live = await self.store.lookup(aor, now)
+        excess = len(live) - resource.spec.ex_maxContact
+        if excess <= 0:
+            return
+        mine = {key: i for i, key in enumerate(touched)}
+        others = sorted((b for b in live if b.contact not in mine), key=lambda b: b.registered_on)
+        own = sorted((b for b in live if b.contact in mine), key=lambda b: mine[b.contact])
+        for victim in [*others, *own][:excess]:
+            removed = await self.store.remove(aor, victim.contact)
+            if removed is not None:
+                self._emit(UNREGISTERED, removed, now, "replaced")
+
+    async def _ok(self, request: Request, now: float, aor: str) -> Response:
+        """200 listing every current binding of ``aor`` with its remaining time."""
+        headers = [
+            ("Contact", f"<{b.contact}>;expires={b.expires_in(now)}")
+            for b in await self.store.lookup(aor, now)
+        ]
+        headers.append(("Date", formatdate(now, usegmt=True)))
+        # RFC 3327 §5.3: the registrar echoes the Path it stored.
+        headers.extend(("Path", value) for value in request.get_all("path"))
+        return request.response(200, headers=headers)
+
+
+def _stale_cseq(binding: Binding, call_id: str, cseq: int) -> bool:
+    """RFC 3261 §10.3 steps 6-7: same Call-ID and a CSeq that is not higher."""
+    return binding.call_id == call_id and cseq <= binding.cseq
+
+
+def _matching(bindings: list[Binding], uri: SipURI) -> Binding | None:
+    """The stored binding whose contact is the same URI (RFC 3261 §19.1.4)."""
+    for b in bindings:
+        try:
+            if uri.matches(parse_uri(b.contact)):
+                return b
+        except ParseError:
+            continue
+    return None
+
+
+def _reachable(uri: SipURI, resource: Agent | Peer) -> SipURI:
+    """The Contact with a Peer's ``contactAddr`` put in place of its host and port."""
+    if not isinstance(resource, Peer) or resource.spec.contactAddr is None:
+        return uri
+    host, port = split_hostport(resource.spec.contactAddr)
+    out = uri.copy()
+    out.host = f"[{host}]" if ":" in host else host
+    out.port = port
+    return out
+
+
+def _uri_transport(contact: str) -> str:
+    uri = parse_uri(contact)
+    if isinstance(uri, SipURI):
+        return uri.transport or ("tls" if uri.scheme == "sips" else "udp")
+    return "udp"
+
+
+def _shown_aor(request: Request, aors: list[str]) -> str:
+    """The AOR whose bindings the 200 lists: the To AOR when it is one of ours."""
+    to_aor = request.to.sip_uri.aor
+    return to_aor if to_aor in aors else aors[0]
