@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import Opener, agent, domain, gateway, number, peer, user, wait_until
+from routr_data_testkit import Opener, agent, domain, gateway, number, peer, user, wait_until
 
 from routr.data import (
     AlreadyExists,

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import agent, domain, wait_until
+from routr_data_testkit import agent, domain, wait_until
 
 from routr.data import BrokenSource, Change, FilesProvider, integrity
 from routr.models import load_manifest

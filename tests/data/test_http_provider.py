@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import HTTP_SECRET, HTTP_USER, StubService, domain, wait_until
+from routr_data_testkit import HTTP_SECRET, HTTP_USER, StubService, domain, wait_until
 
 from routr.data import AlreadyExists, ProviderUnavailable
 from routr.data.http_provider import HttpProvider

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import agent, domain, gateway, number, peer, user
+from routr_data_testkit import agent, domain, gateway, number, peer, user
 
 from routr.data import FilesProvider, Index, LiveIndex, Snapshot
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import redis
-from conftest import REDIS_HOST, REDIS_PORT, agent, domain, wait_until
+from routr_data_testkit import REDIS_HOST, REDIS_PORT, agent, domain, wait_until
 
 from routr.data import Change, ProviderUnavailable
 from routr.data.redis_provider import RedisProvider
