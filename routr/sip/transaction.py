@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 
-from routr.sip.message import Message, Request, Response
+from routr.sip.headers import split_values
+from routr.sip.message import Header, Message, Request, Response
 
 T1 = 0.5
 T2 = 4.0
@@ -450,7 +451,12 @@ def client_key(message: Message) -> str:
 
 def ack_for(request: Request, response: Response) -> Request:
     """The ACK a client transaction sends for a non-2xx final response (§17.1.1.3)."""
-    headers = [("via", name, value) for k, name, value in request.headers if k == "via"][:1]
+    headers: list[Header] = []
+    for k, name, value in request.headers:
+        if k == "via":
+            # Only the top Via, even when the first Via line lists several.
+            headers.append((k, name, split_values(value)[0] if "," in value else value))
+            break
     for key in ("max-forwards", "from", "call-id"):
         for k, name, value in request.headers:
             if k == key:
