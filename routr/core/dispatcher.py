@@ -1,12 +1,14 @@
 """The request entry point of the SIP application, sans-IO.
 
-Requests arrive parsed, checked and Via-stamped; every answer leaves through the
-``reply`` callable the server provides. The proxy, registrar and router plug in here.
+Requests arrive parsed, checked and Via-stamped. What the server answers itself (OPTIONS
+to itself, 420, 416) is answered here at once through ``reply``; REGISTER goes to the
+registrar and everything else to the proxy, whose work comes back as an awaitable for the
+server to run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from routr.core.identity import Identity
@@ -23,15 +25,26 @@ SUPPORTED = "path, outbound, gruu"
 PROXY_EXTENSIONS: frozenset[str] = frozenset()
 
 Reply = Callable[[Request, Response, Any], None]
+Handler = Callable[[Request, Any], Awaitable[None]]
 
 
 class Dispatcher:
-    """Decides what happens to each request; answers through ``reply``."""
+    """Decides who handles each request."""
 
-    def __init__(self, identity: Identity, user_agent: str, reply: Reply) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        user_agent: str,
+        reply: Reply,
+        *,
+        proxy: Handler | None = None,
+        registrar: Handler | None = None,
+    ) -> None:
         self.identity = identity
         self.user_agent = user_agent
         self._reply = reply
+        self._proxy = proxy
+        self._registrar = registrar
 
     def respond(
         self,
@@ -46,37 +59,42 @@ class Dispatcher:
         extra = [("Server", self.user_agent), *(headers or [])]
         self._reply(request, request.response(status, reason, headers=extra), source)
 
-    def on_request(self, request: Request, source: Any) -> None:
-        if request.method == "ACK":
-            return  # no transaction layer yet: a stray ACK is absorbed
-        unsupported = self._unsupported(request.get_all("proxy-require"))
-        if unsupported:
-            self.respond(request, source, 420, headers=[("Unsupported", ", ".join(unsupported))])
-            return
+    def on_request(self, request: Request, source: Any) -> Awaitable[None] | None:
+        """Answer at once, or return the work (registrar, proxy) to be awaited."""
+        method = request.method
+        if method != "ACK" and method != "CANCEL":
+            unsupported = _unsupported(request.get_all("proxy-require"))
+            if unsupported:
+                self.respond(
+                    request, source, 420, headers=[("Unsupported", ", ".join(unsupported))]
+                )
+                return None
         uri = request.uri
         if not isinstance(uri, SipURI | TelURI):
             self.respond(request, source, 416)
-            return
-        if self._for_me(uri):
+            return None
+        if method == "REGISTER" and self._registrar is not None:
+            return self._registrar(request, source)
+        if self._for_me(request, uri):
             self.on_local(request, source)
-            return
-        if request.max_forwards == 0:
-            self.respond(request, source, 483)
-            return
-        self.on_route(request, source)
+            return None
+        if self._proxy is None:
+            self.respond(request, source, 404)
+            return None
+        return self._proxy(request, source)
 
-    def _for_me(self, uri: SipURI | TelURI) -> bool:
-        """No user part (a request to the server itself) or one of our addresses."""
-        return isinstance(uri, SipURI) and (uri.user is None or self.identity.is_self(uri))
-
-    @staticmethod
-    def _unsupported(options: list[str]) -> list[str]:
-        return [o for o in options if o and o.lower() not in PROXY_EXTENSIONS]
+    def _for_me(self, request: Request, uri: SipURI | TelURI) -> bool:
+        """A URI with no user part at one of our addresses (any method) or anywhere (for
+        OPTIONS): a request to the server itself. With a user part it is for someone the
+        router knows; with a Route header someone else is to receive it."""
+        if not isinstance(uri, SipURI) or uri.user is not None or request.has("route"):
+            return False
+        return request.method == "OPTIONS" or self.identity.is_self(uri)
 
     def on_local(self, request: Request, source: Any) -> None:
         """A request whose target is this server."""
         if request.method == "OPTIONS":
-            unsupported = self._unsupported(request.get_all("require"))
+            unsupported = _unsupported(request.get_all("require"))
             if unsupported:
                 self.respond(
                     request, source, 420, headers=[("Unsupported", ", ".join(unsupported))]
@@ -90,12 +108,9 @@ class Dispatcher:
             )
         elif request.method == "CANCEL":
             self.respond(request, source, 481)
-        else:
+        elif request.method != "ACK":
             self.respond(request, source, 501, headers=[("Allow", ALLOW)])
 
-    def on_route(self, request: Request, source: Any) -> None:
-        """A request for someone else: routed by the proxy (not here yet): 404."""
-        if request.method == "CANCEL":
-            self.respond(request, source, 481)
-        else:
-            self.respond(request, source, 404)
+
+def _unsupported(options: list[str]) -> list[str]:
+    return [o for o in options if o and o.lower() not in PROXY_EXTENSIONS]

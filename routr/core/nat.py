@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from routr.sip.message import Request
+from routr.sip.address import parse_address
+from routr.sip.message import Message, Request
+from routr.sip.uri import SipURI
 
 
 def stamp_via(request: Request, ip: str, port: int) -> None:
@@ -44,3 +46,23 @@ def reply_address(request: Request, source_ip: str, source_port: int) -> tuple[s
     if "rport" in via.params:
         return source_ip, source_port
     return source_ip, via.port or 5060
+
+
+def fix_contact(message: Message, protocol: str, ip: str, port: int) -> None:
+    """Point the Contact at the flow the message came over (WebRTC's ``.invalid`` hosts,
+    RFC 7118 §5), so in-dialog requests find their way back down the same WebSocket."""
+    values = message.get_all("contact")
+    if len(values) != 1 or values[0] == "*":
+        return
+    address = parse_address(values[0])
+    uri = address.uri
+    if not isinstance(uri, SipURI):
+        return
+    if protocol not in ("ws", "wss") and not uri.host_key.endswith(".invalid"):
+        return
+    fixed = uri.copy()
+    fixed.host = f"[{ip}]" if ":" in ip else ip
+    fixed.port = port
+    fixed.params["transport"] = protocol
+    address.uri = fixed
+    message.set("contact", str(address))

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
+import time
 
 from routr import __version__
+from routr.core.acl import Acl, AclError
+from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator
 from routr.core.identity import Identity
+from routr.core.proxy import Proxy
+from routr.core.registrar import EndpointEvent, Registrar
+from routr.core.router import Router
+from routr.data import DataError, LiveIndex, open_provider
+from routr.data.provider import DataProvider
+from routr.location import LocationStore, open_store
 from routr.models.config import Config
+from routr.models.resources import User
 from routr.server.sip import SipService
+from routr.sip.digest import NonceIssuer
+from routr.sip.message import Request
 from routr.transport.manager import BindError, ListenerSpec, TransportManager
 from routr.transport.scheduler import Scheduler
 from routr.transport.tls import TlsConfigError, server_context
@@ -17,6 +31,7 @@ from routr.transport.tls import TlsConfigError, server_context
 _log = logging.getLogger("routr.server")
 
 DRAIN_SECONDS = 5.0
+SWEEP_SECONDS = 5.0
 
 
 class StartError(Exception):
@@ -24,13 +39,17 @@ class StartError(Exception):
 
 
 class Server:
-    """routr-server: SIP transports (and, as they land, the REST API and the rest)."""
+    """routr-server: SIP transports, data, location, registrar, router and proxy."""
 
     def __init__(self, config: Config, *, data_dir: str | None = None) -> None:
         self.config = config
         self.data_dir = data_dir
         self.transports: TransportManager | None = None
+        self.provider: DataProvider | None = None
+        self.live: LiveIndex | None = None
+        self.store: LocationStore | None = None
         self._stop = asyncio.Event()
+        self._sweeper: asyncio.Task[None] | None = None
 
     def listener_specs(self) -> list[ListenerSpec]:
         spec = self.config.spec
@@ -40,45 +59,182 @@ class Server:
 
     async def start(self) -> None:
         spec = self.config.spec
-        loop = asyncio.get_running_loop()
         ssl_context = None
         if any(t.protocol in ("tls", "wss") for t in spec.transport):
             try:
                 ssl_context = server_context(spec.security_context)
             except TlsConfigError as exc:
                 raise StartError(str(exc)) from None
+        try:
+            global_acl = (
+                Acl.from_lists(spec.access_control_list.allow, spec.access_control_list.deny)
+                if spec.access_control_list is not None
+                else None
+            )
+        except AclError as exc:
+            raise StartError(f"accessControlList: {exc}") from None
+        await self._start_data()
+        await self._start_location()
+        assert self.live is not None and self.store is not None
+        live, store = self.live, self.store
+
         specs = self.listener_specs()
         identity = Identity.discover(
             {s.host for s in specs},
             {s.port for s in specs},
             {spec.extern_addr} if spec.extern_addr else set(),
         )
-        self.sip = SipService(identity, self.config.user_agent, spec.security.max_message_size)
-        self.scheduler = Scheduler(loop)
+        self.scheduler = Scheduler(asyncio.get_running_loop())
+        sip = SipService(
+            identity,
+            self.config.user_agent,
+            spec.security.max_message_size,
+            self.scheduler,
+            extern_addr=spec.extern_addr,
+            localnets=spec.localnets,
+            acl=global_acl,
+        )
+        self.sip = sip
+        secret = secrets.token_bytes(32)
+        nonces = NonceIssuer(secret)
+        failures = AuthFailures(
+            spec.security.auth_failure_ban.failures, spec.security.auth_failure_ban.seconds
+        )
+        self.registrar = Registrar(
+            lambda: live.index,
+            store,
+            spec.registrar,
+            nonces,
+            internal=spec.registrar_intf == "Internal",
+            on_event=self._endpoint_event,
+            failures=failures,
+        )
+        peers = PeerAddresses()
+        peers.load(await store.list())
+        store.on_event(peers.on_event)
+        auth = RequestAuthenticator(
+            lambda: live.index,
+            nonces,
+            is_peer_address=peers,
+            enabled=spec.security.authenticate_requests,
+            failures=failures,
+        )
+        router = Router(lambda: live.index, store, use_to_as_aor=spec.use_to_as_aor, auth=auth)
+        proxy = Proxy(
+            sip,
+            router,
+            record_route=spec.record_route,
+            secret=secret,
+            server_header=self.config.user_agent,
+        )
+        sip.proxy = proxy
+        sip.dispatcher._proxy = proxy.on_request
+        sip.dispatcher._registrar = self._register
+
         self.transports = TransportManager(
-            self.sip.on_data,
+            sip.on_data,
             self.scheduler,
             max_message_size=spec.security.max_message_size,
             max_connections_per_source=spec.security.max_connections_per_source,
             idle_timeout=spec.security.idle_timeout,
             ssl_context=ssl_context,
         )
-        self.sip.transports = self.transports
+        sip.transports = self.transports
         try:
             await self.transports.start(specs)
         except BindError as exc:
+            await self._close_stores()
             raise StartError(str(exc)) from None
         # Ports asked as 0 are known now: the identity must answer to the real ones.
         identity.ports |= {listener.port for listener in self.transports.listeners}
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         bound = ", ".join(f"{x.protocol} {x.host}:{x.port}" for x in self.transports.listeners)
-        source = spec.data_source
         _log.info(
-            "routr %s listening on %s; data source %s (%s)",
+            "routr %s listening on %s; data source %s; location %s",
             __version__,
             bound,
-            source.provider,
-            self.data_dir or source.parameters,
+            self._data_description(),
+            type(store).__name__,
         )
+
+    def _data_description(self) -> str:
+        source = self.config.spec.data_source
+        if self.data_dir:
+            return f"files_data_provider (path={self.data_dir})"
+        return f"{source.provider} ({source.parameters})"
+
+    async def _start_data(self) -> None:
+        source = self.config.spec.data_source
+        provider_name, parameters = source.provider, source.params
+        if self.data_dir:
+            provider_name, parameters = "files_data_provider", {"path": self.data_dir}
+        try:
+            self.provider = open_provider(provider_name, parameters)
+            await self.provider.start()
+        except (ValueError, DataError, OSError) as exc:
+            raise StartError(f"dataSource: {exc}") from None
+        self.live = LiveIndex(self.provider)
+        await self.live.start()
+        await self._ensure_admin()
+
+    async def _ensure_admin(self) -> None:
+        """First start with no User: create ``admin`` (SPEC.md §1)."""
+        assert self.provider is not None
+        page = await self.provider.list("User", items_per_page=1)
+        if page.total:
+            return
+        secret = os.environ.get("INITIAL_API_SECRET")
+        generated = not secret
+        secret = secret or secrets.token_urlsafe(12)
+        user = User.model_validate(
+            {
+                "apiVersion": "v1beta1",
+                "kind": "User",
+                "metadata": {"name": "Admin"},
+                "spec": {"credentials": {"username": "admin", "secret": secret}},
+            }
+        )
+        try:
+            await self.provider.create(user)
+        except DataError as exc:
+            _log.warning("could not create the admin user: %s", exc)
+            return
+        if generated:
+            _log.warning("created API user 'admin' with secret %s (shown once)", secret)
+        else:
+            _log.info("created API user 'admin' with the secret from INITIAL_API_SECRET")
+
+    async def _start_location(self) -> None:
+        spec = self.config.spec
+        provider = spec.location.provider
+        parameters = spec.location.parameters
+        if provider is None and spec.data_source.provider in ("redis_data_provider", "redis"):
+            provider, parameters = "redis", spec.data_source.params
+        try:
+            self.store = open_store(provider, parameters)
+            await self.store.start()
+        except (ValueError, OSError) as exc:
+            raise StartError(f"location: {exc}") from None
+
+    async def _register(self, request: Request, source: object) -> None:
+        assert self.sip.proxy is not None
+        await self.sip.proxy.serve(
+            request,
+            source,
+            lambda: self.registrar.handle(request, source, time.time()),  # type: ignore[arg-type]
+        )
+
+    def _endpoint_event(self, event: EndpointEvent) -> None:
+        _log.info("%s %s -> %s (%s)", event.name, event.binding.aor, event.binding.contact,
+                  event.reason)  # fmt: skip
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.registrar.sweep(time.time())
+            except Exception:
+                _log.exception("location sweep failed")
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -94,10 +250,20 @@ class Server:
         await self.stop()
 
     async def stop(self) -> None:
-        if self.transports is None:
-            return
-        await self.transports.stop_accepting()
-        # Transactions (when the proxy lands) get up to DRAIN_SECONDS to finish here.
-        await self.transports.stop()
-        self.scheduler.close()
+        if self.transports is not None:
+            await self.transports.stop_accepting()
+            await self.sip.drain(DRAIN_SECONDS)
+            await self.transports.stop()
+            self.scheduler.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self._close_stores()
         _log.info("stopped")
+
+    async def _close_stores(self) -> None:
+        if self.live is not None:
+            await self.live.close()
+        if self.provider is not None:
+            await self.provider.close()
+        if self.store is not None:
+            await self.store.close()
