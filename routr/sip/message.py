@@ -49,6 +49,11 @@ REASONS: dict[int, str] = {
     606: "Not Acceptable",
 }  # fmt: skip
 
+# Headers whose one value may hold commas (RFC 3261 §7.3.1 exceptions).
+_NOT_LISTS = frozenset(
+    {"www-authenticate", "proxy-authenticate", "authorization", "proxy-authorization", "date",
+     "authentication-info", "user-agent", "server", "subject", "organization"}
+)  # fmt: skip
 # Headers that must appear exactly once in a request (RFC 3261 §8.1.1, RFC 4475 multi01).
 _SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length")
 _ENCODING = "utf-8"
@@ -90,7 +95,10 @@ class Message:
         return None
 
     def get_all(self, key: str) -> list[str]:
-        """Every value of ``key``, comma-separated lists split."""
+        """Every value of ``key``, comma-separated lists split (not for headers whose
+        single value holds commas, like challenges and credentials)."""
+        if key in _NOT_LISTS:
+            return [value for k, _, value in self.headers if k == key]
         out: list[str] = []
         for k, _, value in self.headers:
             if k == key:

@@ -33,6 +33,7 @@ class RoutrProcess:
         host: str = "127.0.0.1",
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        data: Path | None = None,
     ) -> None:
         self.workdir = workdir
         self.host = host
@@ -47,7 +48,7 @@ class RoutrProcess:
         self.config_path = workdir / "config.yml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.env = {**os.environ, **(env or {})}
-        self.args = args
+        self.args = (*args, "--data", str(data)) if data is not None else args
         self.ports: dict[str, int] = {}
         self.lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None

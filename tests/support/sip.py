@@ -28,7 +28,7 @@ def options(
     """An OPTIONS request for ``target`` (``host:port``), with rport."""
     n = next(_counter)
     host, port = local
-    branch = f"z9hG4bK-test-{uuid.uuid4().hex[:12]}"
+    branch = _branch()
     return (
         f"OPTIONS sip:{target} SIP/2.0\r\n"
         f"Via: SIP/2.0/{transport} {host}:{port};branch={branch};rport\r\n"
@@ -40,6 +40,10 @@ def options(
         f"{extra}"
         "Content-Length: 0\r\n\r\n"
     ).encode()
+
+
+def _branch() -> str:
+    return f"z9hG4bK-test-{uuid.uuid4().hex[:12]}"
 
 
 class Client:
@@ -169,3 +173,48 @@ class WsClient(Client):
 
     def close(self) -> None:
         self.ws.close()
+
+
+def register(
+    client: Client,
+    user: str,
+    domain: str,
+    password: str,
+    contact: str,
+    *,
+    expires: int | None = 3600,
+    transport: str = "UDP",
+    call_id: str | None = None,
+    extra: str = "",
+) -> Response:
+    """REGISTER ``contact`` for ``user@domain`` and answer the digest challenge once."""
+    from routr.sip.digest import make_credentials, pick_challenge
+
+    call_id = call_id or f"{uuid.uuid4().hex}@test"
+    local = client.local
+    uri = f"sip:{domain}"
+    cseq = next(_counter)
+
+    def build(auth: str) -> bytes:
+        exp = f"Expires: {expires}\r\n" if expires is not None else ""
+        return (
+            f"REGISTER {uri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/{transport} {local[0]}:{local[1]};branch={_branch()};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:{user}@{domain}>;tag=r{cseq}\r\n"
+            f"To: <sip:{user}@{domain}>\r\n"
+            f"Call-ID: {call_id}\r\n"
+            f"CSeq: {cseq} REGISTER\r\n"
+            f"Contact: {contact}\r\n"
+            f"{exp}{auth}{extra}"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+
+    first = client.request(build(""))
+    if first.status != 401:
+        return first
+    challenge = pick_challenge(first.get_all("www-authenticate"))
+    assert challenge is not None, first.to_bytes()
+    creds = make_credentials(challenge, "REGISTER", uri, user, password, uuid.uuid4().hex[:8])
+    cseq = next(_counter)
+    return client.request(build(f"Authorization: {creds}\r\n"))
