@@ -11,13 +11,14 @@ from routr.data.errors import (
     ProviderUnavailable,
     UnfulfilledDependency,
 )
-from routr.data.factory import open_provider, parse_parameters
+from routr.data.factory import open_provider
 from routr.data.files_provider import FilesProvider
 from routr.data.filters import compile_filter
-from routr.data.index import DomainAcl, EgressRule, Index, system_resolver
+from routr.data.index import EgressRule, Index, system_resolver
 from routr.data.live import LiveIndex
 from routr.data.provider import DataProvider, Page
 from routr.data.snapshot import Change, Snapshot, diff
+from routr.models.config import parse_parameters
 
 __all__ = [
     "AlreadyExists",
@@ -26,7 +27,6 @@ __all__ = [
     "DataError",
     "DataProvider",
     "DependentObjects",
-    "DomainAcl",
     "EgressRule",
     "FilesProvider",
     "Index",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from routr.models.config import parse_parameters
+
 from .provider import DataProvider
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -42,23 +44,6 @@ _ALIASES = {
     "http": "http_data_provider",
     "restful_data_provider": "http_data_provider",
 }
-
-
-def parse_parameters(parameters: str | Mapping[str, Any] | None) -> dict[str, str]:
-    """v1's ``'k=v,k=v'`` string (values may hold ``=``) or a mapping, as strings."""
-    if parameters is None:
-        return {}
-    if isinstance(parameters, Mapping):
-        return {str(k): "" if v is None else str(v) for k, v in parameters.items()}
-    out: dict[str, str] = {}
-    for part in parameters.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise ValueError(f"dataSource.parameters: {part.strip()!r} is not key=value")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def open_provider(

@@ -17,7 +17,6 @@ from .snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 Resolver = Callable[[str], Awaitable[Sequence[str]]]
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 async def system_resolver(host: str) -> list[str]:
@@ -47,34 +46,15 @@ class EgressRule:
         self.number_ref = number_ref
 
 
-def _network(text: str) -> IPNetwork:
-    return ipaddress.ip_network(text, strict=False)
-
-
-class DomainAcl:
-    """A domain's access control list as parsed networks."""
-
-    __slots__ = ("allow", "deny")
-
-    def __init__(self, allow: Sequence[str], deny: Sequence[str]) -> None:
-        self.allow: tuple[IPNetwork, ...] = tuple(
-            ipaddress.ip_network(n, strict=False) for n in allow
-        )
-        self.deny: tuple[IPNetwork, ...] = tuple(
-            ipaddress.ip_network(n, strict=False) for n in deny
-        )
-
-
 class Index:
     """Domain by URI, agent by (user, domain), peer/user by username, number by tel digits,
-    gateway by ref and by source (ip, port), egress rules and ACL per domain.
+    gateway by ref and by source (ip, port), egress rules per domain.
 
     Build with ``await Index.build(snapshot)`` (resolves gateway host names) or directly with
     ``Index(snapshot, addresses)`` where ``addresses`` maps host names to IPs.
     """
 
     __slots__ = (
-        "_acls",
         "_agents",
         "_domains",
         "_egress",
@@ -98,11 +78,6 @@ class Index:
                 EgressRule(re.compile(p.rule), p.numberRef) for p in d.spec.context.policies
             )
             for d in domains
-        }
-        self._acls: dict[str, DomainAcl] = {
-            d.uri: DomainAcl(acl.allow, acl.deny)
-            for d in domains
-            if (acl := d.spec.context.accessControlList) is not None
         }
         self._agents: dict[tuple[str, str], Agent] = {
             (a.spec.credentials.username, dom.lower()): a
@@ -193,6 +168,3 @@ class Index:
             if rule.pattern.fullmatch(callee_user):
                 return self._number_refs.get(rule.number_ref)
         return None
-
-    def acl(self, domain: str) -> DomainAcl | None:
-        return self._acls.get(domain.lower())

@@ -15,6 +15,7 @@ from routr.location.store import (
     LocationStore,
     Subscription,
 )
+from routr.models.config import parse_parameters
 
 __all__ = [
     "STREAM_TRANSPORTS",
@@ -30,20 +31,6 @@ __all__ = [
     "open_store",
     "parse_parameters",
 ]
-
-
-def parse_parameters(parameters: str | Mapping[str, Any] | None) -> dict[str, Any]:
-    """v1's ``k=v,k=v`` string or a mapping, as a dict."""
-    if parameters is None:
-        return {}
-    if isinstance(parameters, Mapping):
-        return dict(parameters)
-    out: dict[str, Any] = {}
-    for item in parameters.split(","):
-        key, eq, value = item.partition("=")
-        if eq and key.strip():
-            out[key.strip()] = value.strip()
-    return out
 
 
 def open_store(

@@ -95,6 +95,23 @@ class RestService(_Model):
             return self.bind_addr == "localhost"
 
 
+def parse_parameters(parameters: str | Mapping[str, Any] | None) -> dict[str, str]:
+    """v1's ``'k=v,k=v'`` string (values may hold ``=``) or a mapping, as strings."""
+    if parameters is None:
+        return {}
+    if isinstance(parameters, Mapping):
+        return {str(k): "" if v is None else str(v) for k, v in parameters.items()}
+    out: dict[str, str] = {}
+    for part in parameters.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"parameters: {part.strip()!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
 class DataSource(_Model):
     provider: str = "files_data_provider"
     parameters: str | dict[str, Any] = "path=config"
@@ -102,14 +119,7 @@ class DataSource(_Model):
     @property
     def params(self) -> dict[str, str]:
         """``parameters`` as a mapping, whichever form it was written in."""
-        if isinstance(self.parameters, dict):
-            return {str(k): str(v) for k, v in self.parameters.items()}
-        out: dict[str, str] = {}
-        for item in self.parameters.split(","):
-            key, eq, value = item.partition("=")
-            if key.strip():
-                out[key.strip()] = value.strip() if eq else ""
-        return out
+        return parse_parameters(self.parameters)
 
 
 class Location(_Model):

@@ -89,14 +89,6 @@ def test_egress_rules_match_the_whole_user() -> None:
     assert [r.number_ref for r in idx.egress_rules("sip.local")] == ["dd-pstn", "dd-two"]
 
 
-def test_acl_is_parsed() -> None:
-    acl = Index(sample()).acl("sip.local")
-    assert acl is not None
-    assert [str(n) for n in acl.allow] == ["192.168.0.0/16", "::1/128"]
-    assert [str(n) for n in acl.deny] == ["0.0.0.0/0"]
-    assert Index(sample()).acl("sip.remote") is None
-
-
 async def test_live_index_follows_the_provider(tmp_path: Path) -> None:
     async with FilesProvider(tmp_path, poll_interval=0.05) as p:
         live = LiveIndex(p, fake_resolver)
