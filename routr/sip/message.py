@@ -461,10 +461,10 @@ def parse_message(data: bytes, *, max_size: int | None = None, datagram: bool = 
             headers[-1] = (k, name, f"{value} {line.strip()}" if value else line.strip())
             continue
         name, colon, value = line.partition(":")
-        if not colon or not name.strip():
+        if not colon or not name:
             raise ParseError("Malformed header line")
         if name[-1] == " " or name[-1] == "\t":
-            name = name.rstrip()
+            name = name.rstrip()  # never empty: the line does not start with whitespace
         append((known.get(name) or key_of(name), name, value.strip()))
     message = _start(start, headers)
     length_text = None
