@@ -1,0 +1,1 @@
+"""rctl: the command-line client of routr's REST API."""
