@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from routr.sip.address import parse_address
 from routr.sip.message import Message, Request
 from routr.sip.uri import SipURI
@@ -49,20 +51,48 @@ def reply_address(request: Request, source_ip: str, source_port: int) -> tuple[s
 
 
 def fix_contact(message: Message, protocol: str, ip: str, port: int) -> None:
-    """Point the Contact at the flow the message came over (WebRTC's ``.invalid`` hosts,
-    RFC 7118 §5), so in-dialog requests find their way back down the same WebSocket."""
+    """Point the Contact at the flow the message came over when the sender cannot be
+    reached at the Contact it wrote, so in-dialog requests find their way back:
+
+    - WebSocket clients and ``.invalid`` hosts (RFC 7118 §5): always;
+    - a request whose top Via is not its source (a client behind NAT: we stamped
+      ``received``, or ``rport`` differs from the Via port);
+    - a response whose Contact names an IP address and port other than its source.
+    """
     values = message.get_all("contact")
     if len(values) != 1 or values[0] == "*":
         return
     address = parse_address(values[0])
     uri = address.uri
-    if not isinstance(uri, SipURI):
-        return
-    if protocol not in ("ws", "wss") and not uri.host_key.endswith(".invalid"):
+    if not isinstance(uri, SipURI) or not _unreachable(message, uri, protocol, ip, port):
         return
     fixed = uri.copy()
     fixed.host = f"[{ip}]" if ":" in ip else ip
     fixed.port = port
-    fixed.params["transport"] = protocol
+    if protocol != "udp":
+        fixed.params["transport"] = protocol
+    else:
+        fixed.params.pop("transport", None)
     address.uri = fixed
     message.set("contact", str(address))
+
+
+def _unreachable(message: Message, uri: SipURI, protocol: str, ip: str, port: int) -> bool:
+    if protocol in ("ws", "wss") or uri.host_key.endswith(".invalid"):
+        return True
+    if isinstance(message, Request):
+        via = message.via
+        return via.received is not None or (
+            via.rport is not None and via.rport != (via.port or 5060)
+        )
+    if not _is_ip(uri.host_key):
+        return False
+    return uri.host_key != ip or (uri.port or 5060) != port
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
