@@ -479,6 +479,7 @@ class NonceIssuer:
         "_secret",
         "_seen",
         "_skew_ms",
+        "algorithms",
         "allow_rfc2069",
         "lifetime",
         "opaque",
@@ -493,6 +494,7 @@ class NonceIssuer:
         skew: float = 30.0,
         allow_rfc2069: bool = True,
         opaque: str | None = None,
+        algorithms: Iterable[str] = ("SHA-256", "MD5"),
     ) -> None:
         if not secret:
             raise ValueError("nonce secret must not be empty")
@@ -506,6 +508,11 @@ class NonceIssuer:
         #: Accept MD5 credentials without qop (RFC 2069); they cannot be replay-checked.
         self.allow_rfc2069 = allow_rfc2069
         self.opaque = opaque
+        #: Offered in this order (RFC 8760 §2.4: most preferred first). Every supported
+        #: algorithm is accepted in answers whatever is offered.
+        self.algorithms = tuple(_algorithm(a)[0] for a in algorithms)
+        if not self.algorithms:
+            raise ValueError("offer at least one digest algorithm")
         # nonce -> (highest nc seen, issue time in ms)
         self._seen: dict[str, tuple[int, int]] = {}
         # Untracked nonces issued at or before this time were evicted while still valid:
@@ -555,11 +562,12 @@ class NonceIssuer:
         return self._status(self._decode(nonce), now)
 
     def challenges(self, realm: str, now: float, stale: bool = False) -> list[str]:
-        """Challenge header values for a 401/407: SHA-256 first, then MD5 (RFC 8760 §2.4)."""
+        """Challenge header values for a 401/407, one per offered algorithm: by default
+        SHA-256 first, then MD5 (RFC 8760 §2.4)."""
         nonce = self.issue(now)
         return [
             build_challenge(realm, nonce, algorithm, ("auth",), self.opaque, stale)
-            for algorithm in ("SHA-256", "MD5")
+            for algorithm in self.algorithms
         ]
 
     # -- nonce counts ---------------------------------------------------------------------
