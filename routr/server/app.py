@@ -96,7 +96,13 @@ class Server:
         )
         self.sip = sip
         secret = secrets.token_bytes(32)
-        nonces = NonceIssuer(secret)
+        # Test-only knobs: a short nonce lifetime (stale=true seen end to end), and MD5 alone
+        # for SIPp 3.6, which answers only the first challenge and knows no SHA-256.
+        nonces = NonceIssuer(
+            secret,
+            float(os.environ.get("ROUTR_TEST_NONCE_LIFETIME", "300")),
+            algorithms=os.environ.get("ROUTR_TEST_DIGEST_ALGORITHMS", "SHA-256,MD5").split(","),
+        )
         failures = AuthFailures(
             spec.security.auth_failure_ban.failures, spec.security.auth_failure_ban.seconds
         )
