@@ -39,6 +39,7 @@ from routr.sip.uri import SipURI, parse_uri
 _log = logging.getLogger("routr.proxy")
 
 TIMER_C = 180.0  # > 3 minutes is the RFC's floor; 180 s is what Kamailio's fr_inv uses
+CANCEL_GRACE = 32.0  # 64*T1: how long a cancelled branch may take to answer 487
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 STREAM = frozenset({"tcp", "tls", "ws", "wss"})
 
@@ -320,23 +321,40 @@ class Proxy:
             request.headers = [h for h in request.headers if h[0] != "route"]
             for value in routes[:-1]:
                 request.add("Route", value)
+        in_dialog = request.to.tag is not None or request.method == "ACK"
+        popped = self._pop_own_routes(request, token_needed=in_dialog)
+        if popped is None:
+            return Decision.reject(403, "Route Not Recorded Here")
         routes = request.get_all("route")
-        if routes:
-            top = parse_address(routes[0]).uri
-            if isinstance(top, SipURI) and self.io.is_self(top):
-                if not self._route_token_ok(top, request):
-                    return Decision.reject(403, "Route Not Recorded Here")
-                request.pop_first("route")
-                routes = request.get_all("route")
         if routes:
             nxt = parse_address(routes[0]).uri
             if not isinstance(nxt, SipURI):
                 return Decision.reject(416)
-            if request.to.tag is None and request.method != "ACK":
+            if not in_dialog:
                 # A preloaded Route from a client: the router still decides.
                 return await self.router(request, source)
             return Decision([Target(request.uri_text, Hop.from_uri(nxt))])
+        if popped and in_dialog:
+            # §16.5: we recorded the route and it ends here: the Request-URI (the remote
+            # target) is where the dialog goes; the router is for requests out of dialog.
+            return Decision([Target(request.uri_text)])
         return await self.router(request, source)
+
+    def _pop_own_routes(self, request: Request, *, token_needed: bool) -> bool | None:
+        """Pop the Route values naming us (two of them after an RFC 5658 double
+        Record-Route); whether any was popped, or None when one lacks our token."""
+        popped = False
+        while True:
+            routes = request.get_all("route")
+            if not routes:
+                return popped
+            top = parse_address(routes[0]).uri
+            if not (isinstance(top, SipURI) and self.io.is_self(top)):
+                return popped
+            if token_needed and not self._route_token_ok(top, request):
+                return None
+            request.pop_first("route")
+            popped = True
 
     def route_token(self, call_id: str) -> str:
         """The value of our Record-Route's ``r`` parameter for a dialog: later requests of
@@ -411,15 +429,11 @@ class Proxy:
         hops = request.max_forwards
         if hops is not None and hops <= 0:
             return
-        routes = request.get_all("route")
-        if not routes:
+        if not request.has("route"):
             return  # no route through us recorded: nothing to do with it
-        top = parse_address(routes[0]).uri
-        if isinstance(top, SipURI) and self.io.is_self(top):
-            if not self._route_token_ok(top, request):
-                return
-            request.pop_first("route")
-            routes = request.get_all("route")
+        if self._pop_own_routes(request, token_needed=True) is None:
+            return
+        routes = request.get_all("route")
         if routes:
             nxt = parse_address(routes[0]).uri
             if not isinstance(nxt, SipURI):
@@ -526,7 +540,9 @@ class Proxy:
             return
         self._stop_timer_c(br)
         ctx = br.ctx
-        response = ctx.request.response(status, reason, headers=[("Server", self.server_header)])
+        # As if the branch had answered: our Via on top, which _forward pops (a response
+        # made from the received request would lose the caller's Via instead).
+        response = br.tx.request.response(status, reason, headers=[("Server", self.server_header)])
         br.response = response
         if not ctx.final_sent and (ctx.best is None or _better(response, ctx.best)):
             ctx.best = response
@@ -603,8 +619,10 @@ class Proxy:
             return
         if br.provisional:
             self._send_cancel(br)
-            # The callee gets 32 s more to answer the CANCEL with 487 before we give up.
-            br.timer_c = self.io.call_at(self.io.now() + 32.0, lambda: self._give_up(br))
+            # The callee gets 64*T1 (32 s) more to answer the CANCEL with 487 before we
+            # give up; never more than Timer C itself, when that is shorter (tests).
+            grace = min(CANCEL_GRACE, self.timer_c)
+            br.timer_c = self.io.call_at(self.io.now() + grace, lambda: self._give_up(br))
         else:
             self._give_up(br)
 

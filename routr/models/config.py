@@ -206,6 +206,8 @@ class Spec(_Model):
     registrar: Registrar = Field(default_factory=Registrar)
     security: Security = Field(default_factory=Security)
     events: Events = Field(default_factory=Events)
+    #: Hidden: the proxy's Timer C in seconds (default 180), shortened by tests.
+    ex_timer_c: float | None = Field(default=None, gt=0, alias="ex_timerC")
 
     @field_validator("bind_addr")
     @classmethod

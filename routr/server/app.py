@@ -13,7 +13,7 @@ from routr import __version__
 from routr.core.acl import Acl, AclError
 from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator
 from routr.core.identity import Identity
-from routr.core.proxy import Proxy
+from routr.core.proxy import TIMER_C, Proxy
 from routr.core.registrar import EndpointEvent, Registrar
 from routr.core.router import Router
 from routr.data import DataError, LiveIndex, open_provider
@@ -132,6 +132,7 @@ class Server:
             record_route=spec.record_route,
             secret=secret,
             server_header=self.config.user_agent,
+            timer_c=spec.ex_timer_c or TIMER_C,
         )
         sip.proxy = proxy
         sip.dispatcher._proxy = proxy.on_request
