@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol
 
+from routr.core.gateways import CSeqShifts, authorize, shift_cseq
 from routr.sip.address import MAGIC_COOKIE, parse_address
 from routr.sip.errors import ParseError
 from routr.sip.headers import header_key
@@ -71,7 +72,7 @@ class Hop:
 class Target:
     """A branch to fork: the Request-URI to set, and optionally its next hop."""
 
-    __slots__ = ("add_headers", "hop", "remove_headers", "uri")
+    __slots__ = ("add_headers", "credentials", "hop", "remove_headers", "uri")
 
     def __init__(
         self,
@@ -79,11 +80,15 @@ class Target:
         hop: Hop | None = None,
         add_headers: list[tuple[str, str]] | None = None,
         remove_headers: tuple[str, ...] = (),
+        *,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.uri = uri
         self.hop = hop
         self.add_headers = add_headers or []
         self.remove_headers = remove_headers
+        #: (username, secret) to answer a 401/407 of this target with (a Gateway's).
+        self.credentials = credentials
 
 
 class Decision:
@@ -146,8 +151,8 @@ class ProxyIO(Protocol):
 class Branch:
     """One forked copy of a request and its client transaction."""
 
-    __slots__ = ("cancel_wanted", "cancelled", "ctx", "for_cancel", "hop", "provisional",
-                 "response", "timer", "timer_c", "tx")  # fmt: skip
+    __slots__ = ("cancel_wanted", "cancelled", "credentials", "ctx", "for_cancel", "hop",
+                 "provisional", "response", "shift", "timer", "timer_c", "tx")  # fmt: skip
 
     def __init__(
         self, ctx: Context, tx: ClientTransaction, hop: Hop, for_cancel: bool = False
@@ -162,6 +167,8 @@ class Branch:
         self.cancelled = False
         self.timer: TimerHandle | None = None
         self.timer_c: TimerHandle | None = None
+        self.credentials: tuple[str, str] | None = None
+        self.shift = 0  # CSeq raised by this much on the way out (gateways.CSeqShifts)
 
     @property
     def pending(self) -> bool:
@@ -207,6 +214,7 @@ class Proxy:
         self.servers: dict[str, Context] = {}
         self.clients: dict[str, Branch] = {}
         self._seq = itertools.count(1)
+        self.cseq_shifts = CSeqShifts()
 
     # -- requests -----------------------------------------------------------------------
 
@@ -389,8 +397,12 @@ class Proxy:
         if self.record_route and request.method in DIALOG_METHODS and request.to.tag is None:
             self._add_record_route(out, ctx, *local)
         self._push_via(out, request, local)
+        shift = self.cseq_shifts.of(request)
+        if shift:
+            shift_cseq(out, shift)
         tx = client_transaction(out, hop.transport in STREAM)
         br = Branch(ctx, tx, hop)
+        br.credentials, br.shift = target.credentials, shift
         ctx.branches.append(br)
         self.clients[tx.key] = br
         self._run_client(br, tx.start(self.io.now()))
@@ -445,6 +457,9 @@ class Proxy:
                 return
             hop = Hop.from_uri(uri)
         request.set("max-forwards", str(69 if hops is None else hops - 1))
+        shift = self.cseq_shifts.of(request)
+        if shift:
+            shift_cseq(request, shift)
         self._push_via(request, request, self.io.via_for(hop))
         self.io.send(request, hop, _ignore)
 
@@ -489,6 +504,9 @@ class Proxy:
         if not self.io.is_self(SipURI(top.host, None, top.port)):
             return
         response.pop_first("via")
+        shift = self.cseq_shifts.of(response)
+        if shift:
+            shift_cseq(response, -shift)
         nxt = response.vias[0]
         host = nxt.received or nxt.host_key
         port = nxt.rport or nxt.port or 5060
@@ -497,6 +515,10 @@ class Proxy:
     def _on_branch_response(self, br: Branch, response: Response) -> None:
         ctx = br.ctx
         status = response.status
+        if br.shift:
+            shift_cseq(response, -br.shift)  # the caller sees its own CSeq
+        if status in (401, 407) and br.credentials is not None and self._authorize(br, response):
+            return
         if status < 200:
             br.provisional = True  # even a 100: the next hop has the INVITE, CANCEL may go
             if br.cancel_wanted and not br.cancelled:
@@ -533,6 +555,30 @@ class Proxy:
         if ctx.best is None or _better(response, ctx.best):
             ctx.best = response
         self._maybe_finish(ctx)
+
+    def _authorize(self, br: Branch, challenge: Response) -> bool:
+        """Answer a Gateway's challenge with its credentials on a new branch, CSeq + 1
+        (Routr's compensation); False when it cannot or should not be answered."""
+        ctx = br.ctx
+        if ctx.final_sent or br.cancel_wanted or br.cancelled or br.credentials is None:
+            return False
+        out = authorize(br.tx.request, challenge, br.credentials)
+        if out is None:
+            return False
+        self._stop_timer_c(br)
+        br.response = challenge  # the old branch is done; its transaction ACKs the 407
+        self._push_via(out, ctx.request, self.io.via_for(br.hop))
+        tx = client_transaction(out, br.hop.transport in STREAM)
+        new = Branch(ctx, tx, br.hop)
+        new.shift = br.shift + 1
+        ctx.branches[ctx.branches.index(br)] = new
+        self.cseq_shifts.note(ctx.request.call_id, ctx.request.from_.tag, new.shift)
+        self.clients[tx.key] = new
+        self._run_client(new, tx.start(self.io.now()))
+        if ctx.request.method == "INVITE":
+            new.timer_c = self.io.call_at(self.io.now() + self.timer_c,
+                                          lambda: self._timer_c(new))  # fmt: skip
+        return True
 
     def _branch_failed(self, br: Branch, status: int, reason: str) -> None:
         """The branch gave no response: Timer B/F, or it could not be sent."""

@@ -1,17 +1,21 @@
 """The routing table of SPEC.md §4: who calls whom decides the strategy, resources decide
 the targets. Configured, not programmed.
 
-| caller            | callee                      | strategy                    |
-|-------------------|-----------------------------|-----------------------------|
-| Agent of D        | AOR in D                    | INTRA_DOMAIN                |
-| Agent of D        | AOR of another local domain | INTER_DOMAIN (403)          |
-| Agent of D        | a Number                    | DOMAIN_INGRESS              |
-| Agent of D        | anything else               | DOMAIN_EGRESS               |
-| Gateway or anyone | a Number                    | DOMAIN_INGRESS              |
-| Peer              | an AOR of a local domain    | INTRA_DOMAIN                |
-| Peer              | anything else               | PEER_EGRESS                 |
-| anyone else       | AOR of a local domain       | INTRA_DOMAIN (inbound)      |
-| anyone else       | anything else               | 403: no open relay          |
+| caller            | callee                                  | strategy                    |
+|-------------------|-----------------------------------------|-----------------------------|
+| Agent of D        | AOR known in D                          | INTRA_DOMAIN                |
+| Agent of D        | AOR known in another local domain       | INTER_DOMAIN (403)          |
+| Agent of D        | a Number                                | DOMAIN_INGRESS (hairpin)    |
+| Agent of D        | anything else                           | DOMAIN_EGRESS               |
+| Gateway or anyone | a Number (tel: URI or user, + optional) | DOMAIN_INGRESS              |
+| Peer              | AOR known in a local domain             | INTRA_DOMAIN                |
+| Peer              | anything else                           | PEER_EGRESS                 |
+| anyone else       | AOR of a local domain                   | INTRA_DOMAIN (inbound)      |
+| anyone else       | anything else                           | 403: no open relay          |
+
+"Known" AOR: an Agent of that domain, a Peer whose device is that domain, or any live
+binding of ``sip:user@domain``. An unknown user at a local domain goes out by the egress
+policies: phones put their own domain in the Request-URI of a PSTN call.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from routr.core.acl import Acl
 from routr.core.auth import RequestAuthenticator
@@ -29,7 +33,7 @@ from routr.data.index import Index
 from routr.location.binding import Binding
 from routr.location.store import LocationStore
 from routr.models.resources import Agent, Gateway, Number, Peer
-from routr.sip.message import Request
+from routr.sip.message import Request, Response
 from routr.sip.uri import SipURI, TelURI
 
 _log = logging.getLogger("routr.router")
@@ -40,10 +44,9 @@ DOMAIN_EGRESS = "DOMAIN_EGRESS"
 DOMAIN_INGRESS = "DOMAIN_INGRESS"
 PEER_EGRESS = "PEER_EGRESS"
 
-
-class SourceLike(Protocol):
-    ip: str
-    port: int
+ANONYMOUS = '"Anonymous" <sip:anonymous@anonymous.invalid>'
+#: Headers a caller may not set itself on the way to a gateway (we assert the identity).
+IDENTITY_HEADERS = ("P-Asserted-Identity", "Remote-Party-ID", "P-Preferred-Identity")
 
 
 class Caller:
@@ -64,6 +67,108 @@ class Caller:
         self.gateway = gateway
 
 
+class Sessions:
+    """Calls per Peer binding (for least-sessions) and Call-ID affinity.
+
+    A call counts against its binding from the INVITE we route until its final non-2xx
+    response, its BYE, or a time limit (a lost BYE must not count forever): open INVITE
+    transactions plus established calls, tracked by Call-ID. The Call-ID keeps its
+    binding for ``affinity_ttl`` after the call ends, so an INVITE repeated after a
+    407 challenge or a MESSAGE of the same Call-ID goes to the same binding.
+    """
+
+    PENDING, UP, DONE = 0, 1, 2
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        pending_ttl: float = 212.0,  # Timer C plus the 32 s a CANCEL gets
+        call_ttl: float = 4 * 3600.0,
+        affinity_ttl: float = 300.0,
+        max_calls: int = 200_000,
+    ) -> None:
+        self.clock = clock
+        self.pending_ttl = pending_ttl
+        self.call_ttl = call_ttl
+        self.affinity_ttl = affinity_ttl
+        self.max_calls = max_calls
+        # Call-ID -> [aor, contact, state, expires_at]
+        self._calls: dict[str, list[Any]] = {}
+        self._counts: dict[tuple[str, str], int] = {}
+        self._next_prune = 0.0
+
+    def count(self, aor: str, contact: str) -> int:
+        return self._counts.get((aor, contact), 0)
+
+    def affinity(self, call_id: str, aor: str) -> str | None:
+        """The contact this Call-ID went to for ``aor``, if it is remembered."""
+        call = self._calls.get(call_id)
+        return call[1] if call is not None and call[0] == aor else None
+
+    def open(self, call_id: str, aor: str, contact: str, counted: bool) -> None:
+        """Remember the binding of a call; ``counted`` for an INVITE (a session)."""
+        now = self.clock()
+        self._prune(now)
+        call = self._calls.get(call_id)
+        if call is not None and call[2] != self.DONE and (call[0], call[1]) == (aor, contact):
+            return  # already counted (a repeated INVITE)
+        if call is not None:
+            self._end(call, now)
+        state = self.PENDING if counted else self.DONE
+        ttl = self.pending_ttl if counted else self.affinity_ttl
+        self._calls[call_id] = [aor, contact, state, now + ttl]
+        if counted:
+            key = (aor, contact)
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def on_response(self, response: Response) -> None:
+        """A response from the network: a final answer to an INVITE starts or ends a call."""
+        if response.status < 200:
+            return
+        try:
+            call = self._calls.get(response.call_id)
+            if call is None or response.cseq.method != "INVITE":
+                return
+        except ValueError:  # ParseError is a ValueError: a broken response counts nothing
+            return
+        now = self.clock()
+        if response.status < 300:
+            if call[2] == self.PENDING:
+                call[2], call[3] = self.UP, now + self.call_ttl
+        elif call[2] == self.PENDING:
+            self._end(call, now)
+
+    def on_request(self, request: Request) -> None:
+        """A request from the network: BYE ends its call."""
+        if request.method != "BYE":
+            return
+        call = self._calls.get(request.call_id)
+        if call is not None:
+            self._end(call, self.clock())
+
+    def _end(self, call: list[Any], now: float) -> None:
+        if call[2] != self.DONE:
+            key = (call[0], call[1])
+            left = self._counts.get(key, 0) - 1
+            if left > 0:
+                self._counts[key] = left
+            else:
+                self._counts.pop(key, None)
+        call[2], call[3] = self.DONE, now + self.affinity_ttl
+
+    def _prune(self, now: float) -> None:
+        if now < self._next_prune and len(self._calls) < self.max_calls:
+            return
+        self._next_prune = now + 10.0
+        for call_id, call in list(self._calls.items()):
+            if call[3] <= now:
+                self._end(call, now)
+                del self._calls[call_id]
+        while len(self._calls) >= self.max_calls:  # a flood of calls: oldest first
+            self._end(self._calls.pop(next(iter(self._calls))), now)
+
+
 class Router:
     """``await router(request, source)`` -> :class:`Decision`."""
 
@@ -75,16 +180,17 @@ class Router:
         use_to_as_aor: bool = False,
         auth: RequestAuthenticator | None = None,
         clock: Callable[[], float] = time.time,
+        sessions: Sessions | None = None,
     ) -> None:
         self.index = index
         self.location = location
         self.use_to_as_aor = use_to_as_aor
         self.auth = auth
         self.clock = clock
+        self.sessions = sessions or Sessions()
         self._acls: dict[str, Acl] = {}
         self._acls_of: Index | None = None
         self._rr = itertools.count()
-        self._affinity: dict[str, tuple[str, str]] = {}  # Call-ID -> (aor, contact)
 
     async def __call__(self, request: Request, source: Any) -> Decision:
         if self.auth is not None:
@@ -95,32 +201,14 @@ class Router:
         caller = await self.classify(request, source, idx)
         callee = request.to.uri if self.use_to_as_aor else request.uri
         if isinstance(callee, TelURI):
-            number = idx.number(callee.number)
-            if number is None:
-                return Decision.reject(404, "Number Not Found")
-            return await self._ingress(request, number, source)
-        if not isinstance(callee, SipURI) or callee.user is None:
-            return Decision.reject(404)
-        user = callee.user_unescaped or ""
-        host = callee.host_key
-        local = idx.is_local_domain(host)
-        if caller.agent is not None and caller.domain is not None:
-            if local and host == caller.domain:
-                return await self._intra(request, f"sip:{user}@{host}", source, host)
-            number = idx.number(user)
-            if number is not None and (local or _is_number_like(user)):
-                return await self._ingress(request, number, source)
-            if local:  # another local domain than the caller's
-                return Decision.reject(403, "Inter-Domain Calls Not Allowed")
-            return self._egress(request, caller, user, host, local, idx)
-        if local:
-            return await self._intra(request, f"sip:{user}@{host}", source, host)
-        number = idx.number(user) if _is_number_like(user) else None
-        if number is not None:
-            return await self._ingress(request, number, source)
-        if caller.peer is not None:
-            return self._peer_egress(request, caller.peer, idx)
-        return Decision.reject(403, "Forbidden: Not A Local Target")
+            user, host = callee.number, None
+        elif isinstance(callee, SipURI) and callee.user is not None:
+            user, host = callee.user_unescaped or "", callee.host_key
+        else:
+            return Decision.reject(404, "Not Found")
+        if caller.agent is not None:
+            return await self._from_agent(request, caller, user, host, source, idx)
+        return await self._from_other(request, caller, user, host, source, idx)
 
     async def classify(self, request: Request, source: Any, idx: Index) -> Caller:
         gateway = idx.gateway_from(source.ip, source.port)
@@ -134,19 +222,129 @@ class Router:
             if agent is not None:
                 return Caller(agent=agent, domain=host)
             peer = idx.peer(user)
-            if peer is not None and await self._from_peer_address(peer, source):
+            if peer is not None and await self._from_peer_address(peer, host, source):
                 return Caller(peer=peer)
         return Caller()
 
-    async def _from_peer_address(self, peer: Peer, source: Any) -> bool:
+    async def _from_peer_address(self, peer: Peer, from_host: str, source: Any) -> bool:
         """A Peer is trusted by the address it registered from, not by its From."""
-        device = peer.spec.device
-        if device is None:
-            return False
-        for binding in await self.location.lookup(f"sip:{peer.spec.credentials.username}@{device}"):
-            if binding.source_ip == source.ip:
-                return True
-        return False
+        device = (peer.spec.device or from_host).lower()
+        aor = f"sip:{peer.spec.credentials.username}@{device}"
+        return any(b.source_ip == source.ip for b in await self.location.lookup(aor))
+
+    # -- the table ----------------------------------------------------------------------
+
+    async def _from_agent(
+        self, request: Request, caller: Caller, user: str, host: str | None, source: Any,
+        idx: Index,
+    ) -> Decision:  # fmt: skip
+        if host is not None and idx.is_local_domain(host):
+            aor = f"sip:{user}@{host}"
+            bindings = await self.location.lookup(aor)
+            if bindings or _known_aor(idx, user, host):
+                if host != caller.domain:
+                    return _log_reject(INTER_DOMAIN, 403, "Forbidden: Inter-Domain Call")
+                return self._deliver(INTRA_DOMAIN, request, caller, aor, host, bindings, source)
+        number = idx.number(user)
+        if number is not None:
+            return await self._ingress(request, caller, number, source)
+        return self._egress(request, caller, user, host, idx)
+
+    async def _from_other(
+        self, request: Request, caller: Caller, user: str, host: str | None, source: Any,
+        idx: Index,
+    ) -> Decision:  # fmt: skip
+        local = host is not None and idx.is_local_domain(host)
+        number = idx.number(user)
+        if number is not None and not (local and host and idx.agent(user, host)):
+            return await self._ingress(request, caller, number, source)
+        if local:
+            assert host is not None
+            aor = f"sip:{user}@{host}"
+            bindings = await self.location.lookup(aor)
+            if caller.peer is None or bindings or _known_aor(idx, user, host):
+                return self._deliver(INTRA_DOMAIN, request, caller, aor, host, bindings, source)
+        if caller.peer is not None:
+            return self._peer_egress(request, caller.peer, user, idx)
+        if isinstance(request.uri, TelURI) or host is None:
+            return Decision.reject(404, "Number Not Found")
+        return _log_reject("NONE", 403, "Forbidden: Not A Local Target")
+
+    # -- strategies ---------------------------------------------------------------------
+
+    def _deliver(
+        self, strategy: str, request: Request, caller: Caller, aor: str, domain: str,
+        bindings: list[Binding], source: Any,
+    ) -> Decision:  # fmt: skip
+        """To the bindings of ``aor``, a local AOR: fork to all (one for a Peer)."""
+        if not self._acl_allows(domain, source.ip):
+            return _log_reject(strategy, 403, "Forbidden By Domain ACL")
+        if not bindings:
+            return _log_reject(strategy, 480, "Temporarily Unavailable")
+        _log.debug("%s %s -> %s (%d bindings)", strategy, request.call_id, aor, len(bindings))
+        add, remove = _privacy(request, caller)
+        targets = [_target(b, add, remove) for b in self._choose(request, aor, bindings)]
+        return Decision(targets)
+
+    async def _ingress(
+        self, request: Request, caller: Caller, number: Number, source: Any
+    ) -> Decision:
+        aor = number.spec.location.aorLink
+        host = aor.split("@", 1)[-1].lower()
+        aor = f"{aor.rsplit('@', 1)[0]}@{host}"
+        bindings = await self.location.lookup(aor)
+        return self._deliver(DOMAIN_INGRESS, request, caller, aor, host, bindings, source)
+
+    def _egress(
+        self, request: Request, caller: Caller, user: str, host: str | None, idx: Index
+    ) -> Decision:
+        assert caller.domain is not None
+        number = idx.egress_number(caller.domain, user)
+        if number is None:
+            if host is not None and idx.is_local_domain(host):
+                return _log_reject(DOMAIN_EGRESS, 404, "Not Found: No Egress Rule Matched")
+            return _log_reject(DOMAIN_EGRESS, 403, "Forbidden: No Egress Rule Matched")
+        add, remove = _privacy(request, caller)
+        private = bool(add)
+        return self._to_gateway(DOMAIN_EGRESS, request, user, number, idx, add, remove, private)
+
+    def _peer_egress(self, request: Request, peer: Peer, user: str, idx: Index) -> Decision:
+        dod = (request.get("x-dod-number") or "").strip()
+        from_uri = request.from_.uri
+        key = dod or (from_uri.user_unescaped if isinstance(from_uri, SipURI) else None)
+        if not key:
+            return _log_reject(PEER_EGRESS, 400, "Bad Request: Missing X-DOD-Number")
+        number = idx.number(key)
+        if number is None:
+            return _log_reject(PEER_EGRESS, 404, "Not Found: Unknown DOD Number")
+        remove = ("X-DOD-Number",)
+        return self._to_gateway(PEER_EGRESS, request, user, number, idx, [], remove, False)
+
+    def _to_gateway(
+        self, strategy: str, request: Request, user: str, number: Number, idx: Index,
+        add: list[tuple[str, str]], remove: tuple[str, ...], private: bool,
+    ) -> Decision:  # fmt: skip
+        gateway = idx.gateway_by_ref(number.metadata.gwRef)
+        if gateway is None:
+            return _log_reject(strategy, 503, "Gateway Not Found")
+        spec = gateway.spec
+        transport = spec.transport
+        port = spec.port or (5061 if transport in ("tls", "wss") else 5060)
+        hostport = _hostport(spec.host, spec.port) if spec.port else _host(spec.host)
+        tparam = f";transport={transport}" if transport != "udp" else ""
+        uri = f"sip:{user}@{hostport}{tparam}"
+        identity = f"<sip:{number.spec.location.telUrl.split(':', 1)[-1]}@{_host(spec.host)}>"
+        rpid = f"{identity};screen=yes;party=calling" + (";privacy=full" if private else "")
+        headers = [*add, ("P-Asserted-Identity", identity), ("Remote-Party-ID", rpid)]
+        credentials = None
+        if spec.credentials is not None:
+            credentials = (spec.credentials.username, spec.credentials.secret)
+        _log.debug("%s %s -> %s via %s", strategy, request.call_id, uri, gateway.ref)
+        hop = Hop(transport, spec.host, port)
+        target = Target(uri, hop, headers, (*remove, *IDENTITY_HEADERS), credentials=credentials)
+        return Decision([target])
+
+    # -- helpers ------------------------------------------------------------------------
 
     def _acl_allows(self, domain: str, ip: str) -> bool:
         """The domain's ACL (SPEC.md §3), compiled once per index."""
@@ -162,102 +360,60 @@ class Router:
             self._acls[domain] = acl
         return acl.allowed(ip)
 
-    # -- strategies ---------------------------------------------------------------------
-
-    async def _intra(self, request: Request, aor: str, source: Any, domain: str) -> Decision:
-        if not self._acl_allows(domain, source.ip):
-            return Decision.reject(403, "Forbidden By Domain ACL")
-        bindings = await self.location.lookup(aor)
-        if not bindings:
-            return Decision.reject(480, "Temporarily Unavailable")
-        return Decision(self._targets(request, aor, bindings))
-
-    async def _ingress(self, request: Request, number: Number, source: Any) -> Decision:
-        aor = number.spec.location.aorLink
-        host = aor.split("@", 1)[-1].lower()
-        if not self._acl_allows(host, source.ip):
-            return Decision.reject(403, "Forbidden By Domain ACL")
-        bindings = await self.location.lookup(aor.lower() if aor.startswith("sip") else aor)
-        if not bindings:
-            return Decision.reject(480, "Temporarily Unavailable")
-        return Decision(self._targets(request, aor, bindings))
-
-    def _egress(
-        self, request: Request, caller: Caller, user: str, host: str, local: bool, idx: Index
-    ) -> Decision:
-        assert caller.domain is not None
-        number = idx.egress_number(caller.domain, user)
-        if number is None:
-            if local:
-                return Decision.reject(404, "No Egress Rule Matched")
-            return Decision.reject(403, "Forbidden: No Egress Rule Matched")
-        return self._to_gateway(user, number, idx)
-
-    def _peer_egress(self, request: Request, peer: Peer, idx: Index) -> Decision:
-        callee = request.uri
-        assert isinstance(callee, SipURI)
-        dod = request.get("x-dod-number")
-        from_uri = request.from_.uri
-        key = dod or (from_uri.user_unescaped if isinstance(from_uri, SipURI) else None)
-        if not key:
-            return Decision.reject(400, "Missing X-DOD-Number")
-        number = idx.number(key)
-        if number is None:
-            return Decision.reject(404, "Number Not Found")
-        return self._to_gateway(callee.user_unescaped or "", number, idx, ("X-DOD-Number",))
-
-    def _to_gateway(
-        self, user: str, number: Number, idx: Index, remove: tuple[str, ...] = ()
-    ) -> Decision:
-        gateway = idx.gateway_by_ref(number.metadata.gwRef)
-        if gateway is None:
-            return Decision.reject(503, "Gateway Not Found")
-        spec = gateway.spec
-        transport = spec.transport
-        port = spec.port or (5061 if transport in ("tls", "wss") else 5060)
-        tparam = f";transport={transport}" if transport != "udp" else ""
-        uri = f"sip:{user}@{_hostport(spec.host, port)}{tparam}"
-        tel = number.spec.location.telUrl
-        digits = tel.split(":", 1)[-1]
-        identity = f"<sip:{digits}@{spec.host}>"
-        headers = [
-            ("P-Asserted-Identity", identity),
-            ("Remote-Party-ID", f"{identity};screen=yes;party=calling"),
-        ]
-        return Decision([Target(uri, Hop(transport, spec.host, port), headers,
-                                ("P-Asserted-Identity", "Remote-Party-ID", *remove))])  # fmt: skip
-
-    # -- bindings to targets -------------------------------------------------------------
-
-    def _targets(self, request: Request, aor: str, bindings: list[Binding]) -> list[Target]:
-        if len(bindings) > 1 and bindings[0].kind == "Peer":
-            bindings = [self._pick(request, aor, bindings)]
-        return [_target(b) for b in bindings]
-
-    def _pick(self, request: Request, aor: str, bindings: list[Binding]) -> Binding:
-        """One binding of a Peer: the call's earlier choice, else round-robin."""
+    def _choose(self, request: Request, aor: str, bindings: list[Binding]) -> list[Binding]:
+        """Every binding of an Agent (parallel fork); one of a Peer, by its loadBalancing,
+        the same one for the rest of the call."""
+        if len(bindings) < 2 or bindings[0].kind != "Peer":
+            return bindings
+        sessions = self.sessions
         call_id = request.call_id
-        chosen = self._affinity.get(call_id)
-        if chosen is not None and chosen[0] == aor:
-            for binding in bindings:
-                if binding.contact == chosen[1]:
-                    return binding
-        binding = bindings[next(self._rr) % len(bindings)]
-        if len(self._affinity) > 100_000:
-            self._affinity.clear()
-        self._affinity[call_id] = (aor, binding.contact)
-        return binding
+        chosen = sessions.affinity(call_id, aor)
+        binding = next((b for b in bindings if b.contact == chosen), None)
+        if binding is None:
+            peer = self.index().peer(aor[4:].split("@", 1)[0])
+            algorithm = peer.spec.loadBalancing.algorithm if peer is not None else "round-robin"
+            if algorithm == "least-sessions":
+                start = next(self._rr)  # ties are shared out in turn
+                n = len(bindings)
+                order = [bindings[(start + i) % n] for i in range(n)]
+                binding = min(order, key=lambda b: sessions.count(aor, b.contact))
+            else:
+                binding = bindings[next(self._rr) % len(bindings)]
+        sessions.open(call_id, aor, binding.contact, counted=request.method == "INVITE")
+        return [binding]
 
 
-def _target(binding: Binding) -> Target:
+def _known_aor(idx: Index, user: str, host: str) -> bool:
+    if idx.agent(user, host) is not None:
+        return True
+    peer = idx.peer(user)
+    return peer is not None and (peer.spec.device or "").lower() == host
+
+
+def _privacy(request: Request, caller: Caller) -> tuple[list[tuple[str, str]], tuple[str, ...]]:
+    """An Agent with ``privacy: Private`` calls as Anonymous (RFC 3323), keeping its From
+    tag (the dialog is identified by it). Headers to add and to remove."""
+    agent = caller.agent
+    if agent is None or agent.spec.privacy != "Private":
+        return [], ()
+    tag = request.from_.tag
+    anonymous = f"{ANONYMOUS};tag={tag}" if tag else ANONYMOUS
+    return [("From", anonymous), ("Privacy", "id")], ("From", "Privacy")
+
+
+def _target(binding: Binding, add: list[tuple[str, str]], remove: tuple[str, ...]) -> Target:
     transport, host, port, conn_id = binding.next_hop()
-    return Target(binding.contact, Hop(transport, host, port, conn_id))
+    return Target(binding.contact, Hop(transport, host, port, conn_id), list(add), remove)
+
+
+def _log_reject(strategy: str, status: int, reason: str) -> Decision:
+    _log.debug("%s: %d %s", strategy, status, reason)
+    return Decision.reject(status, reason)
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _is_number_like(user: str) -> bool:
-    digits = user[1:] if user.startswith("+") else user
-    return digits.isdigit()
+    return f"{_host(host)}:{port}"

@@ -12,10 +12,11 @@ import time
 from routr import __version__
 from routr.core.acl import Acl, AclError
 from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator
+from routr.core.gateways import GatewayRegistry
 from routr.core.identity import Identity
-from routr.core.proxy import TIMER_C, Proxy
+from routr.core.proxy import TIMER_C, Hop, Proxy
 from routr.core.registrar import EndpointEvent, Registrar
-from routr.core.router import Router
+from routr.core.router import Router, Sessions
 from routr.data import DataError, LiveIndex, open_provider
 from routr.data.provider import DataProvider
 from routr.location import LocationStore, open_store
@@ -23,7 +24,8 @@ from routr.models.config import Config
 from routr.models.resources import User
 from routr.server.sip import SipService
 from routr.sip.digest import NonceIssuer
-from routr.sip.message import Request
+from routr.sip.message import Request, Response
+from routr.transport.base import Source
 from routr.transport.manager import BindError, ListenerSpec, TransportManager
 from routr.transport.scheduler import Scheduler
 from routr.transport.tls import TlsConfigError, server_context
@@ -38,6 +40,21 @@ class StartError(Exception):
     """The server cannot start; the text is the one line to print."""
 
 
+class _SipService(SipService):
+    """Responses go to the gateway registry first (answers to our own REGISTERs), and
+    finals to INVITEs are counted by the router's call table (least-sessions)."""
+
+    registry: GatewayRegistry | None = None
+    sessions: Sessions | None = None
+
+    def on_response(self, response: Response, source: Source) -> None:
+        if self.registry is not None and self.registry.on_response(response):
+            return
+        if self.sessions is not None:
+            self.sessions.on_response(response)
+        super().on_response(response, source)
+
+
 class Server:
     """routr-server: SIP transports, data, location, registrar, router and proxy."""
 
@@ -50,6 +67,8 @@ class Server:
         self.store: LocationStore | None = None
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self.gateways: GatewayRegistry | None = None
 
     def listener_specs(self) -> list[ListenerSpec]:
         spec = self.config.spec
@@ -85,7 +104,7 @@ class Server:
             {spec.extern_addr} if spec.extern_addr else set(),
         )
         self.scheduler = Scheduler(asyncio.get_running_loop())
-        sip = SipService(
+        sip = _SipService(
             identity,
             self.config.user_agent,
             spec.security.max_message_size,
@@ -126,6 +145,7 @@ class Server:
             failures=failures,
         )
         router = Router(lambda: live.index, store, use_to_as_aor=spec.use_to_as_aor, auth=auth)
+        sip.sessions = router.sessions
         proxy = Proxy(
             sip,
             router,
@@ -135,7 +155,7 @@ class Server:
             timer_c=spec.ex_timer_c or TIMER_C,
         )
         sip.proxy = proxy
-        sip.dispatcher._proxy = proxy.on_request
+        sip.dispatcher._proxy = self._proxy_request
         sip.dispatcher._registrar = self._register
 
         self.transports = TransportManager(
@@ -155,6 +175,12 @@ class Server:
         # Ports asked as 0 are known now: the identity must answer to the real ones.
         identity.ports |= {listener.port for listener in self.transports.listeners}
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self.gateways = GatewayRegistry(
+            sip, Hop, user_agent=self.config.user_agent, on_event=self._gateway_event
+        )
+        sip.registry = self.gateways
+        self.gateways.start(live.index)
+        self._follower = asyncio.get_running_loop().create_task(self._follow_gateways())
         bound = ", ".join(f"{x.protocol} {x.host}:{x.port}" for x in self.transports.listeners)
         _log.info(
             "routr %s listening on %s; data source %s; location %s",
@@ -231,6 +257,27 @@ class Server:
             lambda: self.registrar.handle(request, source, time.time()),  # type: ignore[arg-type]
         )
 
+    async def _proxy_request(self, request: Request, source: object) -> None:
+        assert self.sip.proxy is not None and self.sip.sessions is not None
+        self.sip.sessions.on_request(request)  # a BYE ends a call (least-sessions)
+        await self.sip.proxy.on_request(request, source)
+
+    async def _follow_gateways(self) -> None:
+        """Keep outbound registrations in step with the Gateway resources."""
+        live = self.live
+        assert live is not None and self.gateways is not None
+        seen = [live.version]
+        while True:
+            try:
+                await live.wait_for(lambda _: live.version != seen[0], timeout=3600)
+            except TimeoutError:
+                continue
+            seen[0] = live.version
+            self.gateways.sync(live.index)
+
+    def _gateway_event(self, name: str, data: dict[str, object]) -> None:
+        _log.info("%s %s at %s", name, data.get("ref"), data.get("registrar"))
+
     def _endpoint_event(self, event: EndpointEvent) -> None:
         _log.info("%s %s -> %s (%s)", event.name, event.binding.aor, event.binding.contact,
                   event.reason)  # fmt: skip
@@ -264,6 +311,10 @@ class Server:
             self.scheduler.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._follower is not None:
+            self._follower.cancel()
+        if self.gateways is not None:
+            self.gateways.stop()
         await self._close_stores()
         _log.info("stopped")
 

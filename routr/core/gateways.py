@@ -1,0 +1,530 @@
+"""Gateways as a client sees them: outbound registration, and answering their challenges.
+
+:class:`Registration` is the sans-IO protocol of one REGISTER binding at one registrar: it
+is fed responses, timeouts and ``now``, and gives back requests to send and a deadline.
+:class:`GatewayRegistry` keeps one per (Gateway, registrar) in step with the resources and
+drives them with an injected I/O (the server's ``SipService``: send, timers, Via address).
+
+A Gateway that challenges an INVITE or MESSAGE is answered by the proxy with the gateway's
+credentials (:func:`authorize`); the caller's CSeq then differs from the one the gateway
+saw, and :class:`CSeqShifts` remembers by how much so the proxy can map it both ways.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+from routr.data.index import Index
+from routr.models.resources import Gateway
+from routr.sip.digest import make_credentials, pick_challenge
+from routr.sip.errors import ParseError
+from routr.sip.message import Request, Response, make_request
+from routr.sip.transaction import (
+    Action,
+    ClientTransaction,
+    Deliver,
+    Send,
+    Terminated,
+    Timeout,
+    client_key,
+    client_transaction,
+)
+
+_log = logging.getLogger("routr.gateways")
+
+REFRESH_AT: Final = 0.9  # of the granted expires
+RETRY_BASE: Final = 2.0
+RETRY_CAP: Final = 300.0
+STREAM: Final = frozenset({"tcp", "tls", "ws", "wss"})
+
+Event = tuple[str, dict[str, Any]]
+
+
+# -- answering a gateway's challenge ------------------------------------------------------
+
+
+def authorize(
+    request: Request, challenge: Response, credentials: tuple[str, str]
+) -> Request | None:
+    """``request`` as we sent it (our Via on top) made ready to send again: our Via
+    removed (the caller pushes a new branch), CSeq + 1 and the answer to the challenge
+    of ``challenge`` (401 or 407). None when no challenge can be answered."""
+    status = challenge.status
+    name, answer = (
+        ("www-authenticate", "Authorization")
+        if status == 401
+        else ("proxy-authenticate", "Proxy-Authorization")
+    )
+    picked = pick_challenge(challenge.get_all(name))
+    if picked is None:
+        return None
+    username, secret = credentials
+    creds = make_credentials(
+        picked, request.method, request.uri_text, username, secret, secrets.token_hex(8)
+    )
+    out = Request(request.method, request.uri_text, list(request.headers), request.body)
+    out.pop_first("via")
+    out.remove(name.replace("authenticate", "authorization"))
+    cseq = out.cseq
+    out.set("cseq", f"{cseq.number + 1} {cseq.method}")
+    out.add(answer, creds)
+    return out
+
+
+class CSeqShifts:
+    """How much the CSeq of one caller's requests in a dialog was raised on the way out,
+    keyed by Call-ID and the caller's From tag (its responses carry the same From).
+
+    Bounded: the oldest dialogs are forgotten first (a finished call no longer needs it).
+    """
+
+    __slots__ = ("_shifts", "max_size")
+
+    def __init__(self, max_size: int = 100_000) -> None:
+        self._shifts: dict[tuple[str, str], int] = {}
+        self.max_size = max_size
+
+    def note(self, call_id: str, from_tag: str | None, shift: int) -> None:
+        key = (call_id, from_tag or "")
+        self._shifts.pop(key, None)
+        if len(self._shifts) >= self.max_size:
+            self._shifts.pop(next(iter(self._shifts)))
+        self._shifts[key] = shift
+
+    def of(self, message: Request | Response) -> int:
+        """The shift for a request from the caller, or a response to one (else 0)."""
+        if not self._shifts:
+            return 0
+        try:
+            return self._shifts.get((message.call_id, message.from_.tag or ""), 0)
+        except ParseError:
+            return 0
+
+    def __len__(self) -> int:
+        return len(self._shifts)
+
+
+def shift_cseq(message: Request | Response, delta: int) -> None:
+    """Add ``delta`` to the CSeq number of ``message``."""
+    cseq = message.cseq
+    message.set("cseq", f"{cseq.number + delta} {cseq.method}")
+
+
+# -- outbound registration: the protocol --------------------------------------------------
+
+
+class Registration:
+    """One Gateway registered at one registrar (RFC 3261 §10.2), sans-IO.
+
+    States: ``idle`` (not yet tried), ``registering``, ``registered``, ``failed``.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        registrar: tuple[str, int],
+        *,
+        user_agent: str = "routr",
+        retry_base: float = RETRY_BASE,
+        retry_cap: float = RETRY_CAP,
+    ) -> None:
+        spec = gateway.spec
+        assert spec.credentials is not None
+        self.gateway = gateway
+        self.ref = gateway.ref
+        self.registrar = registrar
+        self.transport = spec.transport
+        self.username = spec.credentials.username
+        self.secret = spec.credentials.secret
+        self.domain = spec.host
+        self.requested = spec.expires
+        self.user_agent = user_agent
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.call_id = f"{secrets.token_hex(12)}@routr"
+        self.tag = secrets.token_hex(6)
+        self.cseq = 0
+        self.state = "idle"
+        self.failures = 0
+        self.expires = 0  # granted
+        self.next_at: float | None = 0.0  # act at once
+        self.last_status: int | None = None
+        self.last_reason: str | None = None
+        self.registered_at: float | None = None
+        self.contact: tuple[str, int] | None = None  # host, port in our Contact
+        self.nat_contact: tuple[str, int] | None = None  # from received/rport of a 200
+        self._auth_answered = False
+        self._last: Request | None = None
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def deadline(self) -> float | None:
+        """When :meth:`due` has a request to send (None while one is in flight)."""
+        return self.next_at
+
+    def due(self, now: float, via: tuple[str, str, int]) -> Request | None:
+        """The REGISTER to send at ``now``; ``via`` is (transport, host, port) of ours."""
+        if self.next_at is None or now < self.next_at:
+            return None
+        self.next_at = None
+        self.state = "registering" if self.state != "registered" else self.state
+        self._auth_answered = False
+        return self._request(via, None, self.requested)
+
+    def on_response(self, response: Response, now: float) -> tuple[Request | None, Event | None]:
+        """A final response to our REGISTER: a request to send at once, and/or an event."""
+        status = response.status
+        if status < 200:
+            return None, None
+        self.last_status, self.last_reason = status, response.reason
+        last = self._last
+        if status in (401, 407) and last is not None and not self._auth_answered:
+            self._auth_answered = True
+            out = authorize(last, response, (self.username, self.secret))
+            if out is not None:
+                out.add("Via", last.get("via") or "", first=True)  # the driver re-branches
+                self._last = out
+                self.cseq = out.cseq.number
+                return out, None
+        if status == 423 and last is not None:
+            minimum = _int(response.get("min-expires"))
+            if minimum and minimum > self.requested:
+                self.requested = minimum
+                self.next_at = now
+                return None, None
+        if 200 <= status < 300 and last is not None:
+            return self._registered(response, last, now)
+        return None, self._failed(now, f"{status} {response.reason}")
+
+    def on_timeout(self, now: float, reason: str = "timeout") -> Event:
+        """No response (Timer F) or it could not be sent."""
+        self.last_status, self.last_reason = None, reason
+        return self._failed(now, reason)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _registered(
+        self, response: Response, last: Request, now: float
+    ) -> tuple[Request | None, Event | None]:
+        via = response.vias[0] if response.vias else None
+        if via is not None and self.contact is not None and self.nat_contact is None:
+            seen = (via.received or self.contact[0], via.rport or self.contact[1])
+            if seen != self.contact:
+                # Behind NAT: the registrar must reach us where it saw us, not where we think.
+                self.nat_contact = seen
+                self.next_at = now
+                return None, None
+        self.expires = (
+            _granted(response, self.contact) or _int(response.get("expires")) or (self.requested)
+        )
+        self.state = "registered"
+        self.failures = 0
+        self.registered_at = now
+        self.next_at = now + max(1.0, self.expires * REFRESH_AT)
+        return None, ("gateway.registered", self._event())
+
+    def _failed(self, now: float, reason: str) -> Event:
+        self.state = "failed"
+        delay = min(self.retry_cap, self.retry_base * (2**self.failures))
+        self.failures += 1
+        self.next_at = now + delay
+        _log.info("gateway %s registration at %s:%s failed (%s); retry in %.0f s", self.ref,
+                  *self.registrar, reason, delay)  # fmt: skip
+        return "gateway.registration.failed", {**self._event(), "reason": reason}
+
+    def _request(self, via: tuple[str, str, int], auth: str | None, expires: int) -> Request:
+        transport, host, port = via
+        contact = self.nat_contact or (host, port)
+        self.contact = (host, port) if self.nat_contact is None else self.contact
+        self.cseq += 1
+        reg_host, reg_port = self.registrar
+        tparam = f";transport={self.transport}" if self.transport != "udp" else ""
+        headers = [
+            ("Via", f"SIP/2.0/{transport.upper()} {_hostport(host, port)};rport"),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:{self.username}@{self.domain}>;tag={self.tag}"),
+            ("To", f"<sip:{self.username}@{self.domain}>"),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{self.cseq} REGISTER"),
+            ("Contact", f"<sip:{self.username}@{_hostport(*contact)}{tparam}>"),
+            ("Expires", str(expires)),
+            ("User-Agent", self.user_agent),
+        ]
+        if auth:
+            headers.append(("Authorization", auth))
+        request = make_request("REGISTER", f"sip:{_hostport(reg_host, reg_port)}", headers)
+        self._last = request
+        return request
+
+    def _event(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "name": self.gateway.metadata.name,
+            "registrar": _hostport(*self.registrar),
+            "username": self.username,
+            "expires": self.expires,
+        }
+
+    def status(self, now: float) -> dict[str, Any]:
+        """For ``/registry``: where it stands and what comes next."""
+        return {
+            **self._event(),
+            "transport": self.transport,
+            "state": self.state,
+            "registered": self.state == "registered",
+            "lastResponse": (
+                f"{self.last_status} {self.last_reason}" if self.last_status else self.last_reason
+            ),
+            "registeredSecondsAgo": (
+                None if self.registered_at is None else round(now - self.registered_at)
+            ),
+            "nextAttemptIn": None if self.next_at is None else max(0, round(self.next_at - now)),
+            "failures": self.failures,
+        }
+
+
+def _granted(response: Response, contact: tuple[str, int] | None) -> int | None:
+    """The expires the registrar gave our Contact (any Contact if ours is not listed)."""
+    best: int | None = None
+    try:
+        contacts = response.contacts
+    except ParseError:
+        return None
+    for address in contacts:
+        expires = address.expires
+        if expires is None:
+            continue
+        uri = getattr(address, "uri", None)
+        if contact is not None and getattr(uri, "host_key", None) == contact[0].lower():
+            return expires
+        best = expires if best is None else best
+    return best
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value.strip()) if value else None
+    except ValueError:
+        return None
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# -- outbound registration: the driver ----------------------------------------------------
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class RegistryIO(Protocol):
+    """What the registry needs of the server (``SipService`` has it all)."""
+
+    def now(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle: ...
+
+    def send(self, message: Any, hop: Any, on_error: Callable[[], None]) -> None: ...
+
+    def via_for(self, hop: Any) -> tuple[str, str, int]: ...
+
+
+HopFactory = Callable[[str, str, int], Any]
+
+
+class GatewayRegistry:
+    """Every Gateway with ``sendRegister`` and credentials, registered and kept so."""
+
+    def __init__(
+        self,
+        io: RegistryIO,
+        hop: HopFactory,
+        *,
+        user_agent: str = "routr",
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        retry_base: float = RETRY_BASE,
+        retry_cap: float = RETRY_CAP,
+    ) -> None:
+        self.io = io
+        self.hop = hop
+        self.user_agent = user_agent
+        self.on_event = on_event
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.registrations: dict[tuple[str, str, int], Registration] = {}
+        self._specs: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str, int], TimerHandle] = {}
+        self._txs: dict[str, tuple[ClientTransaction, Registration, Any]] = {}
+        self._tx_timers: dict[str, TimerHandle] = {}
+        self._branches = 0
+        self.running = False
+
+    def sync(self, index: Index) -> None:
+        """Follow the Gateway resources: add, replace (spec changed) and drop."""
+        wanted: dict[tuple[str, str, int], Gateway] = {}
+        for gateway in index.gateways:
+            if not gateway.registers:
+                continue
+            spec = gateway.spec
+            default = 5061 if spec.transport in ("tls", "wss") else 5060
+            wanted[(gateway.ref, spec.host.lower(), spec.port or default)] = gateway
+            for registry in spec.registries:
+                host, _, port = registry.rpartition(":")
+                if not host or not port.isdigit():
+                    host, port = registry, str(default)
+                wanted[(gateway.ref, host.strip("[]").lower(), int(port))] = gateway
+        for key in list(self.registrations):
+            if key not in wanted or self._specs[key] != wanted[key].spec:
+                self._drop(key)
+        for key, gateway in wanted.items():
+            if key not in self.registrations:
+                self.registrations[key] = Registration(
+                    gateway, key[1:], user_agent=self.user_agent,
+                    retry_base=self.retry_base, retry_cap=self.retry_cap,
+                )  # fmt: skip
+                self._specs[key] = gateway.spec
+                if self.running:
+                    self._arm(key)
+
+    def start(self, index: Index) -> None:
+        self.running = True
+        self.sync(index)
+        for key in self.registrations:
+            self._arm(key)
+
+    def stop(self) -> None:
+        self.running = False
+        for key in list(self.registrations):
+            self._drop(key)
+
+    def status(self) -> list[dict[str, Any]]:
+        now = self.io.now()
+        return [r.status(now) for r in self.registrations.values()]
+
+    def on_response(self, response: Response) -> bool:
+        """A response from the network: True when it answers one of our REGISTERs."""
+        if not self._txs:
+            return False
+        try:
+            key = client_key(response)
+        except ParseError:
+            return False
+        entry = self._txs.get(key)
+        if entry is None:
+            return False
+        tx, _, _ = entry
+        self._run(key, tx.on_response(response, self.io.now()))
+        return True
+
+    # -- driving --------------------------------------------------------------------------
+
+    def _drop(self, key: tuple[str, str, int]) -> None:
+        reg = self.registrations.pop(key, None)
+        self._specs.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        for branch, (_, owner, _) in list(self._txs.items()):
+            if owner is reg:
+                self._txs.pop(branch, None)
+                handle = self._tx_timers.pop(branch, None)
+                if handle is not None:
+                    handle.cancel()
+
+    def _arm(self, key: tuple[str, str, int]) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        reg = self.registrations.get(key)
+        if reg is None or not self.running:
+            return
+        when = reg.deadline()
+        if when is not None:
+            self._timers[key] = self.io.call_at(max(when, self.io.now()), lambda: self._due(key))
+
+    def _due(self, key: tuple[str, str, int]) -> None:
+        self._timers.pop(key, None)
+        reg = self.registrations.get(key)
+        if reg is None:
+            return
+        hop = self.hop(reg.transport, *reg.registrar)
+        request = reg.due(self.io.now(), self.io.via_for(hop))
+        if request is not None:
+            self._send(reg, request, hop)
+        self._arm(key)
+
+    def _send(self, reg: Registration, request: Request, hop: Any) -> None:
+        self._branches += 1
+        branch = f"z9hG4bK-gw{secrets.token_hex(6)}{self._branches:x}"
+        via = request.pop_first("via") or ""
+        via = via.split(";branch=", 1)[0].split(";rport", 1)[0]
+        request.add("Via", f"{via};branch={branch};rport", first=True)
+        tx = client_transaction(request, hop.transport in STREAM)
+        self._txs[tx.key] = (tx, reg, hop)
+        self._run(tx.key, tx.start(self.io.now()))
+
+    def _run(self, key: str, actions: list[Action]) -> None:
+        entry = self._txs.get(key)
+        if entry is None:
+            return
+        tx, reg, hop = entry
+        now = self.io.now()
+        for action in actions:
+            if isinstance(action, Send):
+                self.io.send(action.message, hop, lambda: self._send_failed(key))
+            elif isinstance(action, Deliver):
+                assert isinstance(action.message, Response)
+                follow, event = reg.on_response(action.message, now)
+                if follow is not None:
+                    self._send(reg, follow, hop)
+                self._emit(event)
+                self._arm(self._key_of(reg))
+            elif isinstance(action, Timeout):
+                self._emit(reg.on_timeout(now))
+                self._arm(self._key_of(reg))
+            elif isinstance(action, Terminated):
+                self._txs.pop(key, None)
+                handle = self._tx_timers.pop(key, None)
+                if handle is not None:
+                    handle.cancel()
+                return
+        handle = self._tx_timers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+        when = tx.deadline()
+        if when is not None:
+            self._tx_timers[key] = self.io.call_at(
+                when, lambda: self._run(key, tx.on_timer(self.io.now()))
+            )
+
+    def _send_failed(self, key: str) -> None:
+        entry = self._txs.pop(key, None)
+        if entry is None:
+            return
+        handle = self._tx_timers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+        _, reg, _ = entry
+        self._emit(reg.on_timeout(self.io.now(), "cannot send"))
+        self._arm(self._key_of(reg))
+
+    def _key_of(self, reg: Registration) -> tuple[str, str, int]:
+        return (reg.ref, *reg.registrar)
+
+    def _emit(self, event: Event | None) -> None:
+        if event is None:
+            return
+        name, data = event
+        if name == "gateway.registered":
+            _log.info("gateway %s registered at %s for %s s", data["ref"], data["registrar"],
+                      data["expires"])  # fmt: skip
+        if self.on_event is not None:
+            try:
+                self.on_event(name, data)
+            except Exception:
+                _log.exception("gateway event callback failed")
