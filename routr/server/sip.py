@@ -17,7 +17,8 @@ from routr.core.dispatcher import Dispatcher
 from routr.core.identity import Identity
 from routr.core.nat import fix_contact, reply_address, stamp_via
 from routr.core.proxy import Hop, Proxy, TimerHandle
-from routr.sip.errors import MessageTooLarge, ParseError
+from routr.sip.address import Via, parse_via
+from routr.sip.errors import MessageTooLarge, ParseError, VersionNotSupported
 from routr.sip.message import Message, Request, Response, parse_message
 from routr.sip.uri import SipURI
 from routr.transport.base import Source
@@ -108,9 +109,20 @@ class SipService:
             _log.info("dropped a message from %s %s:%s: %s", source.protocol, source.ip,
                       source.port, exc.reason)  # fmt: skip
             return
+        dest = None
         try:
             request.via  # noqa: B018 - a reply needs a Via to travel back on
             stamp_via(request, source.ip, source.port)
+        except ParseError:
+            # SIP/7.0 in the request line comes with a SIP/7.0 Via, which no 2.0 parse
+            # accepts: read its sent-by anyway so that the 505 goes back (RFC 4475 §3.1.2.16).
+            via = _other_version_via(request) if isinstance(exc, VersionNotSupported) else None
+            if via is None:
+                _log.info("dropped a message from %s %s:%s: %s (no route back)",
+                          source.protocol, source.ip, source.port, exc.reason)  # fmt: skip
+                return
+            dest = source.ip, (source.port if "rport" in via.params else via.port or 5060)
+        try:
             response = request.response(
                 exc.status, exc.reason, headers=[("Server", self.user_agent)]
             )
@@ -120,7 +132,10 @@ class SipService:
             return
         _log.info("answered %d %s to %s %s:%s", exc.status, exc.reason, source.protocol,
                   source.ip, source.port)  # fmt: skip
-        self.reply(request, response, source)
+        if dest is None:
+            self.reply(request, response, source)
+        else:
+            self._send_back(response.to_bytes(), source, dest)
 
     # -- ProxyIO ------------------------------------------------------------------------
 
@@ -132,8 +147,13 @@ class SipService:
 
     def reply(self, request: Request, response: Response, source: Any) -> None:
         """Send a response back along the request's flow (RFC 3261 §18.2.2)."""
-        assert isinstance(source, Source) and self.transports is not None
-        data = response.to_bytes()
+        assert isinstance(source, Source)
+        dest = reply_address(request, source.ip, source.port) if source.conn is None else None
+        self._send_back(response.to_bytes(), source, dest)
+
+    def _send_back(self, data: bytes, source: Source, dest: tuple[str, int] | None) -> None:
+        """Send a reply down the source's flow, or over UDP to ``dest``."""
+        assert self.transports is not None
         if source.conn is not None:
             if not source.conn.closed:
                 source.conn.send(data)
@@ -146,7 +166,7 @@ class SipService:
                 _log.info("cannot answer %s:%s: its %s connection is gone", source.ip,
                           source.port, source.protocol)  # fmt: skip
             return
-        dest = reply_address(request, source.ip, source.port)
+        assert dest is not None
         self.transports.send_udp(source.local, dest, data)
 
     def send(self, message: Message, hop: Hop, on_error: Callable[[], None]) -> None:
@@ -239,6 +259,19 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _other_version_via(request: Request) -> Via | None:
+    """The top Via of a request of another SIP version (``SIP/7.0/UDP host``) read as if
+    it were 2.0: only to know where its 505 goes."""
+    raw = request.get("via")
+    parts = raw.split(",", 1)[0].split("/", 2) if raw else []
+    if len(parts) != 3 or parts[0].strip().upper() != "SIP":
+        return None
+    try:
+        return parse_via("SIP/2.0/" + parts[2].lstrip())
+    except ParseError:
+        return None
 
 
 def _salvage(data: bytes) -> Request | None:
