@@ -8,6 +8,9 @@ stays on 127.0.0.1; 127.0.0.99 is "another host" nobody listens on.
 
 from __future__ import annotations
 
+import re
+import socket
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ import pytest
 from support.data import agent, domain, write_resources
 from support.server import RoutrProcess
 from support.sip import UdpClient, register
+from support.sipp import SCENARIOS, run_sipp, sipp_binary
 from support.ua import UA, Call, final_response, is_request, is_response
 
 from routr.sip.digest import make_credentials, pick_challenge
@@ -390,3 +394,94 @@ def test_unknown_party_to_outside_domain_is_refused(start, ua, target):
         assert sneaky.final().status == 403
     barrier(routr, outside)
     assert outside.count(is_request("INVITE")) == 0
+
+
+# -- SIPp UAC -> routr -> SIPp UAS ------------------------------------------------------
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SippUas:
+    """A SIPp UAS for ``calls`` calls on a port of its own, bounded in time."""
+
+    def __init__(
+        self, workdir: Path, protocol: str, calls: int, timeout: int = 20, direct: bool = False
+    ) -> None:
+        self.protocol = protocol
+        self.port = free_port(socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM)
+        self.messages = workdir / f"uas-{self.port}.log"
+        mode = "u1" if protocol == "udp" else "t1"
+        scenario = SCENARIOS / ("proxy_uas_direct.xml" if direct else "proxy_uas.xml")
+        cmd = [sipp_binary(), "-sf", str(scenario), "-t", mode,
+               "-i", "127.0.0.1", "-p", str(self.port), "-m", str(calls), "-nostdin",
+               "-timeout", f"{timeout}s", "-timeout_error", "-default_behaviors",
+               "all,-abortunexp", "-trace_msg", "-message_file", str(self.messages)]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.timeout = timeout
+
+    def contact(self) -> str:
+        params = ";transport=tcp" if self.protocol == "tcp" else ""
+        return f"<sip:1002@127.0.0.1:{self.port}{params}>"
+
+    def wait(self, caller_failed: bool = False) -> tuple[int, str]:
+        if caller_failed:
+            self.proc.terminate()  # it would wait for calls that never come
+        try:
+            out, _ = self.proc.communicate(timeout=self.timeout + 15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return self.proc.returncode, out[-3000:]
+
+    def received_invites(self) -> list[str]:
+        """The INVITEs as SIPp logged them on receipt."""
+        text = self.messages.read_text(errors="replace")
+        blocks = re.split(r"\n(?=-{5,} )", text)
+        return [b for b in blocks if "message received" in b and "\nINVITE sip:" in b]
+
+
+@pytest.mark.sipp
+@pytest.mark.parametrize(
+    ("caller_tp", "callee_tp", "record_route"),
+    [
+        ("udp", "udp", True),
+        ("udp", "udp", False),
+        ("tcp", "tcp", True),
+        ("udp", "tcp", True),
+        ("tcp", "udp", True),
+    ],
+)
+def test_sipp_calls_through_the_proxy(start, tmp_path, caller_tp, callee_tp, record_route):
+    """SIPp UAC -> routr -> SIPp UAS, 20 calls. Without recordRoute ACK and BYE go from
+    caller to callee directly (over UDP only: SIPp cannot redirect a TCP call's answers;
+    test_full_call_scripted covers TCP without recordRoute)."""
+    routr = start({**NOAUTH, "recordRoute": record_route})
+    calls = 20
+    uas = SippUas(tmp_path, callee_tp, calls, direct=not record_route)
+    bind(routr, uas.contact())
+    scenario = "proxy_uac.xml" if record_route else "proxy_uac_direct.xml"
+    uac = run_sipp(
+        scenario,
+        f"127.0.0.1:{routr.ports[caller_tp]}",
+        calls=calls,
+        rate=20,
+        transport="u1" if caller_tp == "udp" else "t1",
+        timeout=20,
+        cwd=tmp_path,
+    )
+    code, uas_out = uas.wait()
+    assert uac.returncode == 0, uac.stdout[-3000:] + uac.stderr[-2000:]
+    assert code == 0, uas_out
+    invites = uas.received_invites()
+    assert len(invites) == calls
+    for invite in invites:
+        rr = re.findall(r"^Record-Route:.*$", invite, flags=re.MULTILINE | re.IGNORECASE)
+        entries = [e for line in rr for e in line.split(":", 1)[1].split(",")]
+        expected = 0 if not record_route else (1 if caller_tp == callee_tp else 2)
+        assert len(entries) == expected, invite
