@@ -76,7 +76,10 @@ class RoutrProcess:
         for raw in self.proc.stdout:
             line = raw.rstrip("\n")
             try:
-                line = json.loads(line)["msg"]
+                record = json.loads(line)
+                line = record["msg"]
+                if record.get("exc"):  # keep tracebacks visible to assert_no_tracebacks
+                    line += "\n" + record["exc"]
             except (ValueError, KeyError, TypeError):
                 pass
             self.lines.append(line)
