@@ -19,6 +19,7 @@ class MemoryStore(LocationStore):
         # (expires_at, tie-breaker, aor, contact); stale entries are skipped when popped.
         self._heap: list[tuple[float, int, str, str]] = []
         self._seq = itertools.count()
+        self._size = 0  # bindings held: len() is on the add path, it must be O(1)
 
     async def add(self, binding: Binding, now: float | None = None) -> AddResult:
         contacts = self._by_aor.setdefault(binding.aor, {})
@@ -26,6 +27,8 @@ class MemoryStore(LocationStore):
         if old is not None and out_of_order(old, binding):
             return "REFUSED"
         contacts[binding.contact] = binding
+        if old is None:
+            self._size += 1
         heapq.heappush(
             self._heap, (binding.expires_at, next(self._seq), binding.aor, binding.contact)
         )
@@ -49,6 +52,8 @@ class MemoryStore(LocationStore):
         if contacts is None:
             return None
         binding = contacts.pop(contact, None)
+        if binding is not None:
+            self._size -= 1
         if not contacts:
             del self._by_aor[aor]
         return binding
@@ -61,6 +66,7 @@ class MemoryStore(LocationStore):
 
     async def remove_all(self, aor: str) -> Bindings:
         removed = list(self._by_aor.pop(aor, {}).values())
+        self._size -= len(removed)
         for binding in removed:
             self.watchers.emit("DELETED", binding)
         return removed
@@ -80,6 +86,7 @@ class MemoryStore(LocationStore):
         everything = [b for contacts in self._by_aor.values() for b in contacts.values()]
         self._by_aor.clear()
         self._heap.clear()
+        self._size = 0
         for binding in everything:
             self.watchers.emit("DELETED", binding)
         return len(everything)
@@ -101,4 +108,4 @@ class MemoryStore(LocationStore):
         return expired
 
     def __len__(self) -> int:
-        return sum(len(c) for c in self._by_aor.values())
+        return self._size
