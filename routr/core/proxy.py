@@ -341,11 +341,20 @@ class Proxy:
             if not in_dialog:
                 # A preloaded Route from a client: the router still decides.
                 return await self.router(request, source)
+            if not popped:
+                # A Route set that does not go through us (no recorded, signed entry of
+                # ours on top): following it would relay for anyone.
+                return Decision.reject(403, "Route Not Recorded Here")
             return Decision([Target(request.uri_text, Hop.from_uri(nxt))])
         if popped and in_dialog:
             # §16.5: we recorded the route and it ends here: the Request-URI (the remote
             # target) is where the dialog goes; the router is for requests out of dialog.
             return Decision([Target(request.uri_text)])
+        if in_dialog:
+            # In-dialog requests are not authenticated (their dialog was, when it was made),
+            # so one that no Route of ours covers must not reach the router as if its From
+            # were proven: that would let anyone call out through a gateway with a To tag.
+            return Decision.reject(404, "Not Here")
         return await self.router(request, source)
 
     def _pop_own_routes(self, request: Request, *, token_needed: bool) -> bool | None:
