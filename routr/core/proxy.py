@@ -702,6 +702,11 @@ class Proxy:
                 self.servers.pop(tx.key, None)
                 if ctx.timer is not None:
                     ctx.timer.cancel()
+                    ctx.timer = None
+                # Context <-> Branch is a reference cycle: break it so the request is freed
+                # now, not by a full garbage collection (whose pauses showed in p99 latency).
+                if ctx.final_sent and not any(br.pending for br in ctx.branches):
+                    ctx.branches = []
                 return
             elif isinstance(action, Deliver):
                 pass  # ACK of a 2xx in Accepted: end to end, already routed

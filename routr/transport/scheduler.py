@@ -15,6 +15,10 @@ from collections.abc import Callable
 _log = logging.getLogger("routr.timers")
 
 
+def _noop() -> None:
+    return None
+
+
 class Timer:
     """A handle on a scheduled call; :meth:`cancel` makes it a no-op."""
 
@@ -27,6 +31,9 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        # A cancelled timer stays in the heap until its time (lazy deletion): drop what the
+        # callback holds (a transaction and its messages) at once.
+        self.callback = _noop
 
 
 class Scheduler:
