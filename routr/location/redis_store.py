@@ -118,15 +118,22 @@ class RedisStore(LocationStore):
         remote_events: bool = True,
         clock: Clock | None = None,
         client: aioredis.Redis | None = None,
+        max_connections: int = 32,
     ) -> None:
         super().__init__(clock)
-        self.redis: aioredis.Redis = client or aioredis.Redis(
-            host=host,
-            port=port,
-            db=db,
-            password=password,
-            username=username,
-            decode_responses=True,
+        # A blocking pool: a burst of REGISTERs waits for a free connection. redis-py's
+        # default pool refuses the 101st concurrent command ("Too many connections").
+        self.redis: aioredis.Redis = client or aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool(
+                host=host,
+                port=port,
+                db=db,
+                password=password,
+                username=username,
+                decode_responses=True,
+                max_connections=max_connections,
+                timeout=5,
+            )
         )
         self.prefix = prefix
         self.grace = grace
