@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from routr.core.auth import AuthFailures, SourceLike, find_credentials
 from routr.location import Binding, LocationStore
 from routr.location.binding import WS_TRANSPORTS
+from routr.location.store import ordered
 from routr.models import Agent, Peer, split_hostport
 from routr.sip.address import Address, StarContact
 from routr.sip.digest import NonceIssuer
@@ -230,10 +231,15 @@ class Registrar:
                     return request.response(500, "Out of order REGISTER")
                 rows.append((existing.contact if existing else str(uri), expires, q))
         contact_addr = isinstance(resource, Peer) and resource.spec.contactAddr is not None
+        # What each AOR holds after this request, kept here rather than looked up again
+        # (a Redis round trip each for ex_maxContact and for the 200).
+        after: dict[str, list[Binding]] = {}
         for aor in aors:
+            live = {b.contact: b for b in current[aor]}
             for key, expires, q in keyed[aor]:
                 if expires == 0:
                     removed = await self.store.remove(aor, key)
+                    live.pop(key, None)
                     if removed is not None:
                         self._emit(UNREGISTERED, removed, now, "unregistered")
                     continue
@@ -261,10 +267,14 @@ class Registrar:
                     binding.nat = False
                     binding.conn_id = None
                     binding.transport = _uri_transport(key)
-                if await self.store.add(binding, now) == "ADDED":
+                result = await self.store.add(binding, now)
+                if result != "REFUSED":
+                    live[key] = binding
+                if result == "ADDED":
                     self._emit(REGISTERED, binding, now, "registered")
-            await self._enforce_max(aor, [k for k, e, _ in keyed[aor] if e], now, resource)
-        return await self._ok(request, now, _shown_aor(request, aors))
+            touched = [k for k, e, _ in keyed[aor] if e]
+            after[aor] = await self._enforce_max(aor, touched, now, resource, list(live.values()))
+        return self._ok(request, now, after[_shown_aor(request, aors)])
 
     async def _remove_all(
         self, request: Request, now: float, aors: list[str], current: dict[str, list[Binding]]
@@ -278,30 +288,31 @@ class Registrar:
         for aor in aors:
             for removed in await self.store.remove_all(aor):
                 self._emit(UNREGISTERED, removed, now, "unregistered")
-        return await self._ok(request, now, _shown_aor(request, aors))
+        return self._ok(request, now, [])
 
     async def _enforce_max(
-        self, aor: str, touched: list[str], now: float, resource: Agent | Peer
-    ) -> None:
+        self, aor: str, touched: list[str], now: float, resource: Agent | Peer, live: list[Binding]
+    ) -> list[Binding]:
         """Above ex_maxContact, drop the least recently refreshed bindings; this
-        request's own contacts go last, the earliest listed first."""
-        live = await self.store.lookup(aor, now)
+        request's own contacts go last, the earliest listed first. Returns what is left."""
         excess = len(live) - resource.spec.ex_maxContact
         if excess <= 0:
-            return
+            return live
         mine = {key: i for i, key in enumerate(touched)}
         others = sorted((b for b in live if b.contact not in mine), key=lambda b: b.registered_on)
         own = sorted((b for b in live if b.contact in mine), key=lambda b: mine[b.contact])
-        for victim in [*others, *own][:excess]:
+        victims = [*others, *own][:excess]
+        for victim in victims:
             removed = await self.store.remove(aor, victim.contact)
             if removed is not None:
                 self._emit(UNREGISTERED, removed, now, "replaced")
+        gone = {v.contact for v in victims}
+        return [b for b in live if b.contact not in gone]
 
-    async def _ok(self, request: Request, now: float, aor: str) -> Response:
-        """200 listing every current binding of ``aor`` with its remaining time."""
+    def _ok(self, request: Request, now: float, bindings: list[Binding]) -> Response:
+        """200 listing every current binding of the AOR with its remaining time."""
         headers = [
-            ("Contact", f"<{b.contact}>;expires={b.expires_in(now)}")
-            for b in await self.store.lookup(aor, now)
+            ("Contact", f"<{b.contact}>;expires={b.expires_in(now)}") for b in ordered(bindings)
         ]
         headers.append(("Date", formatdate(now, usegmt=True)))
         # RFC 3327 §5.3: the registrar echoes the Path it stored.
