@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 _EVENT_TYPES: frozenset[str] = frozenset({"ADDED", "MODIFIED", "DELETED", "EXPIRED"})
 
-# KEYS: aor hash, expiry zset. ARGV: contact, json, expiresAt, callId, cseq, member, ttl.
+# KEYS: aor hash, expiry zset. ARGV: contact, json, expiresAt, callId, cseq, member, ttl,
+# events channel, this node (JSON). The event is published here: no second round trip.
 _ADD = """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then
@@ -45,8 +46,11 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
 local ttl = tonumber(redis.call('TTL', KEYS[1]))
 if ttl < tonumber(ARGV[7]) then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
-if old then return 'MODIFIED' end
-return 'ADDED'
+local result = 'ADDED'
+if old then result = 'MODIFIED' end
+redis.call('PUBLISH', ARGV[8],
+  '{"node": ' .. ARGV[9] .. ', "type": "' .. result .. '", "binding": ' .. ARGV[2] .. '}')
+return result
 """
 
 # KEYS: aor hash, expiry zset. ARGV: contact, member.
@@ -142,6 +146,8 @@ class RedisStore(LocationStore):
         self._aor_prefix = f"{prefix}:aor:"
         self._expiry = f"{prefix}:expiry"
         self.channel = f"{prefix}:events"
+        # Every event body starts with its node, as json.dumps of {"node": ..., ...} writes it.
+        self._own_events = '{"node": ' + json.dumps(self.node) + ","
         self._add = self.redis.register_script(_ADD)
         self._remove = self.redis.register_script(_REMOVE)
         self._remove_all = self.redis.register_script(_REMOVE_ALL)
@@ -183,6 +189,8 @@ class RedisStore(LocationStore):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _on_remote(self, text: str) -> None:
+        if text.startswith(self._own_events):
+            return  # ours, already told to local watchers: skip the JSON decoding
         try:
             data = json.loads(text)
             if data.get("node") == self.node or data.get("type") not in _EVENT_TYPES:
@@ -241,15 +249,17 @@ class RedisStore(LocationStore):
                     binding.cseq,
                     self._member(binding.aor, binding.contact),
                     ttl,
+                    self.channel,
+                    json.dumps(self.node),
                 ],
             )
         )
         if result == "REFUSED":
             return "REFUSED"
         if result == "ADDED":
-            await self._emit("ADDED", [binding])
+            self.watchers.emit("ADDED", binding)  # other nodes hear the script's PUBLISH
             return "ADDED"
-        await self._emit("MODIFIED", [binding])
+        self.watchers.emit("MODIFIED", binding)
         return "MODIFIED"
 
     async def remove(self, aor: str, contact: str) -> Binding | None:
