@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 
-from bench import calls, parser
+from bench import calls, parser, register
 from bench.server import BenchServer
 from bench.sipp import ramp
 
@@ -25,7 +25,7 @@ def machine() -> str:
 
 
 def main(argv: list[str]) -> None:
-    which = set(argv) or {"parser", "options", "calls"}
+    which = set(argv) or {"parser", "options", "register", "calls"}
     print(f"machine: {machine()}")
     if "parser" in which:
         for name, value in parser.main():
@@ -39,6 +39,9 @@ def main(argv: list[str]) -> None:
                   f"server CPU {run.server_cpu:.0%} | {state}")  # fmt: skip
         best = max((r.achieved for r in runs if r.ok), default=0.0)
         print(f"options udp | highest rate with no failure | {best:,.0f}/s")
+    if "register" in which:
+        # 10,000 distinct users, digest auth (401 + 200 each), memory then Redis location.
+        register.main()
     if "calls" in which:
         for row in calls.main():
             print(row)
