@@ -143,7 +143,6 @@ def test_stale_nonce_is_challenged_again_with_stale_true(tmp_path):
         reg.take_challenge(response)
         ok = client.request(reg.request([contact_of(client)], authorization=reg.credentials()))
         assert ok.status == 200
-        # A stale nonce is no password guess: nothing counted.
 
 
 def test_unregister_needs_credentials_too(routr):
