@@ -7,7 +7,7 @@ one dict probe per distinct prefix length; verdicts are cached per source addres
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 __all__ = ["Acl", "AclError"]
@@ -145,3 +145,30 @@ class Acl:
 
     def __repr__(self) -> str:
         return f"Acl(allow={[str(n) for n in self.allow]!r}, deny={[str(n) for n in self.deny]!r})"
+
+
+class DomainAcls:
+    """Each Domain's ``accessControlList`` (SPEC.md §3), compiled once per index.
+
+    ``index`` returns the current :class:`routr.data.index.Index`; a new index (the data
+    changed) drops the compiled ACLs.
+    """
+
+    def __init__(self, index: Callable[[], Any]) -> None:
+        self._index = index
+        self._of: Any = None
+        self._acls: dict[str, Acl] = {}
+
+    def allowed(self, domain: str, ip: str) -> bool:
+        """Whether ``ip`` may send requests into ``domain`` (no ACL: yes)."""
+        idx = self._index()
+        if self._of is not idx:
+            self._acls = {}
+            self._of = idx
+        acl = self._acls.get(domain)
+        if acl is None:
+            resource = idx.domain(domain)
+            lists = resource.spec.context.accessControlList if resource is not None else None
+            acl = Acl.from_lists(lists.allow, lists.deny) if lists is not None else Acl()
+            self._acls[domain] = acl
+        return acl.allowed(ip)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from routr.core.acl import DomainAcls
 from routr.core.auth import AuthFailures, SourceLike, find_credentials
 from routr.location import Binding, LocationStore
 from routr.location.binding import WS_TRANSPORTS
@@ -110,8 +111,10 @@ class Registrar:
         internal: bool = False,
         on_event: EventSink | None = None,
         failures: AuthFailures | None = None,
+        acls: DomainAcls | None = None,
     ) -> None:
         self.index = index
+        self.acls = acls or DomainAcls(index)
         self.store = store
         self.config = config
         self.nonces = nonces
@@ -153,6 +156,9 @@ class Registrar:
         local = index.is_local_domain(realm)
         if not local and (to_user is None or index.peer(to_user) is None):
             return request.response(403, "Forbidden (not a local domain)")
+        if local and not self.acls.allowed(realm, source.ip):
+            # A REGISTER is a request into the domain: its ACL applies (SPEC.md §4).
+            return request.response(403, "Forbidden By Domain ACL")
         creds = find_credentials(request, "authorization", realm)
         if creds is None:
             return self._challenge(request, realm, now, stale=False)

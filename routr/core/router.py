@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from routr.core.acl import Acl
+from routr.core.acl import DomainAcls
 from routr.core.auth import RequestAuthenticator
 from routr.core.proxy import Decision, Hop, Target
 from routr.data.index import Index
@@ -181,6 +181,7 @@ class Router:
         auth: RequestAuthenticator | None = None,
         clock: Callable[[], float] = time.time,
         sessions: Sessions | None = None,
+        acls: DomainAcls | None = None,
     ) -> None:
         self.index = index
         self.location = location
@@ -188,8 +189,7 @@ class Router:
         self.auth = auth
         self.clock = clock
         self.sessions = sessions or Sessions()
-        self._acls: dict[str, Acl] = {}
-        self._acls_of: Index | None = None
+        self.acls = acls or DomainAcls(index)
         self._rr = itertools.count()
 
     async def __call__(self, request: Request, source: Any) -> Decision:
@@ -347,18 +347,7 @@ class Router:
     # -- helpers ------------------------------------------------------------------------
 
     def _acl_allows(self, domain: str, ip: str) -> bool:
-        """The domain's ACL (SPEC.md §3), compiled once per index."""
-        idx = self.index()
-        if self._acls_of is not idx:
-            self._acls = {}
-            self._acls_of = idx
-        acl = self._acls.get(domain)
-        if acl is None:
-            resource = idx.domain(domain)
-            lists = resource.spec.context.accessControlList if resource is not None else None
-            acl = Acl.from_lists(lists.allow, lists.deny) if lists is not None else Acl()
-            self._acls[domain] = acl
-        return acl.allowed(ip)
+        return self.acls.allowed(domain, ip)
 
     def _choose(self, request: Request, aor: str, bindings: list[Binding]) -> list[Binding]:
         """Every binding of an Agent (parallel fork); one of a Peer, by its loadBalancing,

@@ -132,8 +132,11 @@ def test_global_acl_over_ipv6(tmp_path, acl, status):
 def test_domain_acl_applies_to_requests_into_the_domain(tmp_path):
     data = standard_data(tmp_path / "data",
                          domain_acl={"deny": ["0.0.0.0/0"], "allow": ["127.0.0.2"]})  # fmt: skip
-    with running(tmp_path, data=data) as proc, udp(proc) as phone:
-        # REGISTER is the registrar's: the domain ACL is for requests into the domain.
+    with running(tmp_path, data=data) as proc, udp(proc, bind="127.0.0.2") as phone:
+        # A REGISTER is a request into the domain too: refused from a denied source.
+        with udp(proc) as outsider:
+            refused = register(outsider)
+            assert (refused.status, refused.reason) == (403, "Forbidden By Domain ACL")
         assert register(phone).status == 200
         with UdpClient((proc.host, proc.ports["udp"]), bind="127.0.0.1") as denied:
             denied.send(_message(denied, f"sip:1001@{DOMAIN}"))
