@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
-
+from routr.models.fields import is_ip
 from routr.sip.address import parse_address
 from routr.sip.message import Message, Request
 from routr.sip.uri import SipURI
@@ -85,14 +84,6 @@ def _unreachable(message: Message, uri: SipURI, protocol: str, ip: str, port: in
         return via.received is not None or (
             via.rport is not None and via.rport != (via.port or 5060)
         )
-    if not _is_ip(uri.host_key):
+    if not is_ip(uri.host_key):
         return False
     return uri.host_key != ip or (uri.port or 5060) != port
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

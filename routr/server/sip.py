@@ -17,6 +17,7 @@ from routr.core.dispatcher import Dispatcher
 from routr.core.identity import Identity
 from routr.core.nat import fix_contact, reply_address, stamp_via
 from routr.core.proxy import Hop, Proxy, TimerHandle
+from routr.models.fields import is_ip
 from routr.sip.address import Via, parse_via
 from routr.sip.errors import MessageTooLarge, ParseError, VersionNotSupported
 from routr.sip.message import Message, Request, Response, parse_message
@@ -178,7 +179,7 @@ class SipService:
             if conn is not None and not conn.closed:
                 conn.send(data)
                 return
-        if hop.transport == "udp" and _is_ip(hop.host):
+        if hop.transport == "udp" and is_ip(hop.host):
             if not transports.send_udp(self._udp_local(hop.host), (hop.host, hop.port), data):
                 self.scheduler.call_later(0, on_error)
             return
@@ -192,7 +193,7 @@ class SipService:
         """Name resolution and connection set-up, off the hot path."""
         assert self.transports is not None
         host = hop.host
-        if not _is_ip(host):
+        if not is_ip(host):
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, hop.port)
             except OSError as exc:
@@ -221,10 +222,10 @@ class SipService:
     def _advertised(self, bound: str, peer: str) -> str:
         """The address to show ``peer``: externAddr outside localnets, else the bound
         address (the routed local address when bound to a wildcard)."""
-        if self.extern_addr and _is_ip(peer) and not self._is_local(peer):
+        if self.extern_addr and is_ip(peer) and not self._is_local(peer):
             return self.extern_addr
         if bound in _WILDCARDS:
-            return local_ip_for(peer) if _is_ip(peer) else local_ip_for("127.0.0.1")
+            return local_ip_for(peer) if is_ip(peer) else local_ip_for("127.0.0.1")
         return bound
 
     def _is_local(self, ip: str) -> bool:
@@ -251,14 +252,6 @@ class SipService:
             if not busy:
                 return
             await asyncio.sleep(0.05)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _other_version_via(request: Request) -> Via | None:
