@@ -189,10 +189,12 @@ def parse_via(text: str) -> Via:
     if len(fields) != 2:
         raise ParseError("Bad Via sent-by")
     transport, sent_by = fields
-    # RFC 3261 §25.1: the COLON before the port is SWS ":" SWS.
-    sent_by = ":".join(part.strip() for part in sent_by.split(":"))
-    if not sent_by or any(ch.isspace() for ch in sent_by):
-        raise ParseError("Bad Via sent-by")
+    sent_by = sent_by.rstrip()
+    if " " in sent_by or "\t" in sent_by:
+        # RFC 3261 §25.1: the COLON before the port is SWS ":" SWS (the rare, slow path).
+        sent_by = ":".join(part.strip() for part in sent_by.split(":"))
+        if " " in sent_by or "\t" in sent_by:
+            raise ParseError("Bad Via sent-by")
     if sent_by[:1] == "[":
         end = sent_by.find("]")
         if end < 0:
