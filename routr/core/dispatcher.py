@@ -43,8 +43,10 @@ class Dispatcher:
         self.identity = identity
         self.user_agent = user_agent
         self._reply = reply
-        self._proxy = proxy
-        self._registrar = registrar
+        #: Where REGISTER and routed requests go; the server sets them once it has built
+        #: the registrar and the proxy (which need the transports this dispatcher feeds).
+        self.proxy = proxy
+        self.registrar = registrar
 
     def respond(
         self,
@@ -73,15 +75,15 @@ class Dispatcher:
         if not isinstance(uri, SipURI | TelURI):
             self.respond(request, source, 416)
             return None
-        if method == "REGISTER" and self._registrar is not None:
-            return self._registrar(request, source)
+        if method == "REGISTER" and self.registrar is not None:
+            return self.registrar(request, source)
         if self._for_me(request, uri):
             self.on_local(request, source)
             return None
-        if self._proxy is None:
+        if self.proxy is None:
             self.respond(request, source, 404)
             return None
-        return self._proxy(request, source)
+        return self.proxy(request, source)
 
     def _for_me(self, request: Request, uri: SipURI | TelURI) -> bool:
         """A URI with no user part at one of our addresses (any method) or anywhere (for

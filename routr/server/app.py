@@ -162,8 +162,8 @@ class Server:
             timer_c=spec.ex_timer_c or TIMER_C,
         )
         sip.proxy = proxy
-        sip.dispatcher._proxy = self._proxy_request
-        sip.dispatcher._registrar = self._register
+        sip.dispatcher.proxy = self._proxy_request
+        sip.dispatcher.registrar = self._register
 
         self.transports = TransportManager(
             sip.on_data,
