@@ -4,10 +4,13 @@
 is fed responses, timeouts and ``now``, and gives back requests to send and a deadline.
 :class:`GatewayRegistry` keeps one per (Gateway, registrar) in step with the resources and
 drives them with an injected I/O (the server's ``SipService``: send, timers, Via address).
+A registration that goes away (its Gateway removed or no longer registering, the server
+stopping) while registered is un-REGISTERed (Expires: 0).
 
-A Gateway that challenges an INVITE or MESSAGE is answered by the proxy with the gateway's
-credentials (:func:`authorize`); the caller's CSeq then differs from the one the gateway
-saw, and :class:`CSeqShifts` remembers by how much so the proxy can map it both ways.
+A Gateway that challenges a request is answered by the proxy with the gateway's credentials
+(:func:`authorize`; in a dialog, the gateway is found by address: :func:`credentials_at`);
+the caller's CSeq then differs from the one the gateway saw, and :class:`CSeqShifts`
+remembers by how much so the proxy can map it both ways.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from routr.data.index import Index
+from routr.data.index import Index, normalize_ip
+from routr.models.fields import is_ip
 from routr.models.resources import Gateway
 from routr.sip.digest import make_credentials, pick_challenge
 from routr.sip.errors import ParseError
@@ -74,6 +78,21 @@ def authorize(
     return out
 
 
+def credentials_at(index: Index, host: str, port: int) -> tuple[str, str] | None:
+    """(username, secret) of the Gateway at ``host:port`` (the next hop of an in-dialog
+    request), or None when no Gateway with credentials is there."""
+    bare = host.strip("[]")
+    gateway = index.gateway_from(normalize_ip(bare), port) if is_ip(bare) else None
+    if gateway is None:
+        # A Contact may name the gateway by its host name rather than an address.
+        name = bare.lower()
+        gateway = next((g for g in index.gateways if g.spec.host.lower() == name
+                        and g.spec.port in (None, port)), None)  # fmt: skip
+    if gateway is None or gateway.spec.credentials is None:
+        return None
+    return gateway.spec.credentials.username, gateway.spec.credentials.secret
+
+
 class CSeqShifts:
     """How much the CSeq of one caller's requests in a dialog was raised on the way out,
     keyed by Call-ID and the caller's From tag (its responses carry the same From).
@@ -119,7 +138,9 @@ def shift_cseq(message: Request | Response, delta: int) -> None:
 class Registration:
     """One Gateway registered at one registrar (RFC 3261 §10.2), sans-IO.
 
-    States: ``idle`` (not yet tried), ``registering``, ``registered``, ``failed``.
+    States: ``idle`` (not yet tried), ``registering``, ``registered``, ``failed``; once
+    :meth:`unregister` was called: ``unregistering``, then ``unregistered`` or ``failed``
+    (:attr:`done`), never to register again.
     """
 
     def __init__(
@@ -156,6 +177,8 @@ class Registration:
         self.registered_at: float | None = None
         self.contact: tuple[str, int] | None = None  # host, port in our Contact
         self.nat_contact: tuple[str, int] | None = None  # from received/rport of a 200
+        self.leaving = False  # un-REGISTERing: one last transaction, no retry
+        self.done = False  # the un-REGISTER got its answer (or none will come)
         self._auth_answered = False
         self._last: Request | None = None
 
@@ -167,12 +190,25 @@ class Registration:
 
     def due(self, now: float, via: tuple[str, str, int]) -> Request | None:
         """The REGISTER to send at ``now``; ``via`` is (transport, host, port) of ours."""
-        if self.next_at is None or now < self.next_at:
+        if self.next_at is None or now < self.next_at or self.leaving:
             return None
         self.next_at = None
         self.state = "registering" if self.state != "registered" else self.state
         self._auth_answered = False
-        return self._request(via, None, self.requested)
+        return self._request(via, self.requested)
+
+    def unregister(self, now: float, via: tuple[str, str, int]) -> Request | None:
+        """The REGISTER with Expires: 0 for the Contact we registered; None (and done) when
+        no binding of ours can be left: never registered, or its expires ran out."""
+        self.leaving = True
+        self.next_at = None
+        bound = self.registered_at is not None and now < self.registered_at + self.expires
+        if not bound or self.contact is None:
+            self.done = True
+            return None
+        self.state = "unregistering"
+        self._auth_answered = False
+        return self._request(via, 0, self.nat_contact or self.contact)
 
     def on_response(self, response: Response, now: float) -> tuple[Request | None, Event | None]:
         """A final response to our REGISTER: a request to send at once, and/or an event."""
@@ -189,6 +225,8 @@ class Registration:
                 self._last = out
                 self.cseq = out.cseq.number
                 return out, None
+        if self.leaving:
+            return None, self._left(200 <= status < 300, f"{status} {response.reason}")
         if status == 423 and last is not None:
             minimum = _int(response.get("min-expires"))
             if minimum and minimum > self.requested:
@@ -202,6 +240,8 @@ class Registration:
     def on_timeout(self, now: float, reason: str = "timeout") -> Event:
         """No response (Timer F) or it could not be sent."""
         self.last_status, self.last_reason = None, reason
+        if self.leaving:
+            return self._left(False, reason)
         return self._failed(now, reason)
 
     # -- steps ----------------------------------------------------------------------------
@@ -235,10 +275,22 @@ class Registration:
                   *self.registrar, reason, delay)  # fmt: skip
         return "gateway.registration.failed", {**self._event(), "reason": reason}
 
-    def _request(self, via: tuple[str, str, int], auth: str | None, expires: int) -> Request:
+    def _left(self, ok: bool, reason: str) -> Event:
+        self.state = "unregistered" if ok else "failed"
+        self.done = True
+        if ok:
+            return "gateway.unregistered", self._event()
+        _log.info("gateway %s un-registration at %s:%s failed (%s)", self.ref, *self.registrar,
+                  reason)  # fmt: skip
+        return "gateway.unregistration.failed", {**self._event(), "reason": reason}
+
+    def _request(
+        self, via: tuple[str, str, int], expires: int, contact: tuple[str, int] | None = None
+    ) -> Request:
         transport, host, port = via
-        contact = self.nat_contact or (host, port)
-        self.contact = (host, port) if self.nat_contact is None else self.contact
+        if contact is None:
+            contact = self.nat_contact or (host, port)
+            self.contact = (host, port) if self.nat_contact is None else self.contact
         self.cseq += 1
         reg_host, reg_port = self.registrar
         tparam = f";transport={self.transport}" if self.transport != "udp" else ""
@@ -253,8 +305,6 @@ class Registration:
             ("Expires", str(expires)),
             ("User-Agent", self.user_agent),
         ]
-        if auth:
-            headers.append(("Authorization", auth))
         request = make_request("REGISTER", f"sip:{_hostport(reg_host, reg_port)}", headers)
         self._last = request
         return request
@@ -302,6 +352,12 @@ def _granted(response: Response, contact: tuple[str, int] | None) -> int | None:
             return expires
         best = expires if best is None else best
     return best
+
+
+def _binding(spec: Any) -> tuple[Any, ...]:
+    """What makes the AOR and the Contact a registration binds."""
+    username = spec.credentials.username if spec.credentials is not None else None
+    return username, spec.host.lower(), spec.transport
 
 
 def _int(value: str | None) -> int | None:
@@ -361,6 +417,7 @@ class GatewayRegistry:
         self._timers: dict[tuple[str, str, int], TimerHandle] = {}
         self._txs: dict[str, tuple[ClientTransaction, Registration, Any]] = {}
         self._tx_timers: dict[str, TimerHandle] = {}
+        self._leaving: set[Registration] = set()  # un-REGISTERs waiting for their answer
         self._branches = 0
         self.running = False
 
@@ -379,8 +436,13 @@ class GatewayRegistry:
                     host, port = registry, str(default)
                 wanted[(gateway.ref, host.strip("[]").lower(), int(port))] = gateway
         for key in list(self.registrations):
-            if key not in wanted or self._specs[key] != wanted[key].spec:
-                self._drop(key)
+            if key not in wanted:
+                self._drop(key, unregister=True)
+            elif self._specs[key] != wanted[key].spec:
+                # Replaced. The same binding (AOR and Contact) is simply registered again;
+                # only a binding the new spec no longer makes is removed.
+                old, new = self._specs[key], wanted[key].spec
+                self._drop(key, unregister=_binding(old) != _binding(new))
         for key, gateway in wanted.items():
             if key not in self.registrations:
                 self.registrations[key] = Registration(
@@ -398,9 +460,26 @@ class GatewayRegistry:
             self._arm(key)
 
     def stop(self) -> None:
+        """Stop registering and un-REGISTER every binding; :meth:`unregistering` tells how
+        many still wait for an answer, :meth:`close` gives up on them."""
         self.running = False
         for key in list(self.registrations):
-            self._drop(key)
+            self._drop(key, unregister=True)
+
+    def unregistering(self) -> int:
+        """How many un-REGISTERs have not had their final answer yet."""
+        return len(self._leaving)
+
+    def close(self) -> None:
+        """Forget every transaction and timer (the transports are going away)."""
+        self.running = False
+        for key in list(self.registrations):
+            self._drop(key, unregister=False)
+        for handle in self._tx_timers.values():
+            handle.cancel()
+        self._tx_timers.clear()
+        self._txs.clear()
+        self._leaving.clear()
 
     def status(self) -> list[dict[str, Any]]:
         now = self.io.now()
@@ -423,18 +502,31 @@ class GatewayRegistry:
 
     # -- driving --------------------------------------------------------------------------
 
-    def _drop(self, key: tuple[str, str, int]) -> None:
+    def _drop(self, key: tuple[str, str, int], *, unregister: bool) -> None:
+        """Forget a registration (gone from :meth:`status` at once), after sending its
+        un-REGISTER when asked to."""
         reg = self.registrations.pop(key, None)
         self._specs.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
+        if reg is None:
+            return
         for branch, (_, owner, _) in list(self._txs.items()):
             if owner is reg:
                 self._txs.pop(branch, None)
                 handle = self._tx_timers.pop(branch, None)
                 if handle is not None:
                     handle.cancel()
+        if not unregister:
+            return
+        hop = self.hop(reg.transport, *reg.registrar)
+        request = reg.unregister(self.io.now(), self.io.via_for(hop))
+        if request is None:
+            return
+        _log.info("gateway %s un-registering at %s:%s", reg.ref, *reg.registrar)
+        self._leaving.add(reg)
+        self._send(reg, request, hop)
 
     def _arm(self, key: tuple[str, str, int]) -> None:
         timer = self._timers.pop(key, None)
@@ -483,10 +575,10 @@ class GatewayRegistry:
                 if follow is not None:
                     self._send(reg, follow, hop)
                 self._emit(event)
-                self._arm(self._key_of(reg))
+                self._next(reg)
             elif isinstance(action, Timeout):
                 self._emit(reg.on_timeout(now))
-                self._arm(self._key_of(reg))
+                self._next(reg)
             elif isinstance(action, Terminated):
                 self._txs.pop(key, None)
                 handle = self._tx_timers.pop(key, None)
@@ -511,10 +603,18 @@ class GatewayRegistry:
             handle.cancel()
         _, reg, _ = entry
         self._emit(reg.on_timeout(self.io.now(), "cannot send"))
-        self._arm(self._key_of(reg))
+        self._next(reg)
 
-    def _key_of(self, reg: Registration) -> tuple[str, str, int]:
-        return (reg.ref, *reg.registrar)
+    def _next(self, reg: Registration) -> None:
+        """After an answer or a failure: a leaving one may be done, a current one re-armed
+        (a replaced one, still answering, must not arm its successor's timer)."""
+        if reg.leaving:
+            if reg.done:
+                self._leaving.discard(reg)
+            return
+        key = (reg.ref, *reg.registrar)
+        if self.registrations.get(key) is reg:
+            self._arm(key)
 
     def _emit(self, event: Event | None) -> None:
         if event is None:

@@ -151,8 +151,8 @@ class ProxyIO(Protocol):
 class Branch:
     """One forked copy of a request and its client transaction."""
 
-    __slots__ = ("cancel_wanted", "cancelled", "credentials", "ctx", "for_cancel", "hop",
-                 "provisional", "response", "shift", "timer", "timer_c", "tx")  # fmt: skip
+    __slots__ = ("answered", "cancel_wanted", "cancelled", "credentials", "ctx", "for_cancel",
+                 "hop", "provisional", "response", "shift", "timer", "timer_c", "tx")  # fmt: skip
 
     def __init__(
         self, ctx: Context, tx: ClientTransaction, hop: Hop, for_cancel: bool = False
@@ -169,6 +169,7 @@ class Branch:
         self.timer_c: TimerHandle | None = None
         self.credentials: tuple[str, str] | None = None
         self.shift = 0  # CSeq raised by this much on the way out (gateways.CSeqShifts)
+        self.answered = False  # the request answers a challenge: a second one goes upstream
 
     @property
     def pending(self) -> bool:
@@ -204,8 +205,12 @@ class Proxy:
         secret: bytes = b"",
         server_header: str = "routr",
         timer_c: float = TIMER_C,
+        gateway_credentials: Callable[[Hop], tuple[str, str] | None] | None = None,
     ) -> None:
         self.io = io
+        #: The credentials of the Gateway at a hop, if one is there: to answer its challenge
+        #: to an in-dialog request, whose route (unlike the router's targets) names no Gateway.
+        self.gateway_credentials = gateway_credentials
         self.router = router
         self.record_route = record_route
         self.server_header = server_header
@@ -526,7 +531,7 @@ class Proxy:
         status = response.status
         if br.shift:
             shift_cseq(response, -br.shift)  # the caller sees its own CSeq
-        if status in (401, 407) and br.credentials is not None and self._authorize(br, response):
+        if status in (401, 407) and self._authorize(br, response):
             return
         if status < 200:
             br.provisional = True  # even a 100: the next hop has the INVITE, CANCEL may go
@@ -569,9 +574,18 @@ class Proxy:
         """Answer a Gateway's challenge with its credentials on a new branch, CSeq + 1
         (Routr's compensation); False when it cannot or should not be answered."""
         ctx = br.ctx
-        if ctx.final_sent or br.cancel_wanted or br.cancelled or br.credentials is None:
+        if ctx.final_sent or br.cancel_wanted or br.cancelled or br.answered:
             return False
-        out = authorize(br.tx.request, challenge, br.credentials)
+        credentials = br.credentials
+        if credentials is None and self.gateway_credentials is not None:
+            # In a dialog: the gateway is known by the address the request went to, when it
+            # went straight there (a next hop that is another proxy is not the gateway).
+            if ctx.request.to.tag is None:
+                return False
+            credentials = self.gateway_credentials(br.hop)
+        if credentials is None:
+            return False
+        out = authorize(br.tx.request, challenge, credentials)
         if out is None:
             return False
         self._stop_timer_c(br)
@@ -579,7 +593,7 @@ class Proxy:
         self._push_via(out, ctx.request, self.io.via_for(br.hop))
         tx = client_transaction(out, br.hop.transport in STREAM)
         new = Branch(ctx, tx, br.hop)
-        new.shift = br.shift + 1
+        new.shift, new.answered = br.shift + 1, True
         ctx.branches[ctx.branches.index(br)] = new
         self.cseq_shifts.note(ctx.request.call_id, ctx.request.from_.tag, new.shift)
         self.clients[tx.key] = new

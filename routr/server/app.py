@@ -13,7 +13,7 @@ import time
 from routr import __version__
 from routr.core.acl import Acl, AclError
 from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator
-from routr.core.gateways import GatewayRegistry
+from routr.core.gateways import GatewayRegistry, credentials_at
 from routr.core.identity import Identity
 from routr.core.proxy import TIMER_C, Hop, Proxy
 from routr.core.registrar import EndpointEvent, Registrar
@@ -34,6 +34,7 @@ from routr.transport.tls import TlsConfigError, server_context
 _log = logging.getLogger("routr.server")
 
 DRAIN_SECONDS = 5.0
+UNREGISTER_SECONDS = 2.0  # the most a stop waits for gateways' un-REGISTERs (in the drain)
 SWEEP_SECONDS = 5.0
 
 
@@ -160,6 +161,7 @@ class Server:
             secret=secret,
             server_header=self.config.user_agent,
             timer_c=spec.ex_timer_c or TIMER_C,
+            gateway_credentials=lambda hop: credentials_at(live.index, hop.host, hop.port),
         )
         sip.proxy = proxy
         sip.dispatcher.proxy = self._proxy_request
@@ -286,6 +288,20 @@ class Server:
             seen[0] = live.version
             self.gateways.sync(live.index)
 
+    async def _unregister_gateways(self) -> None:
+        """Un-REGISTER every registered Gateway while the transports still run; a registrar
+        that does not answer in time keeps the binding until it expires."""
+        registry = self.gateways
+        if registry is None:
+            return
+        registry.stop()
+        deadline = time.monotonic() + UNREGISTER_SECONDS
+        while registry.unregistering() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if registry.unregistering():
+            _log.warning("%d gateway un-registration(s) unanswered", registry.unregistering())
+        registry.close()
+
     def _gateway_event(self, name: str, data: dict[str, object]) -> None:
         _log.info("%s %s at %s", name, data.get("ref"), data.get("registrar"))
 
@@ -317,17 +333,17 @@ class Server:
         await self.stop()
 
     async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()  # no data change may register anything from now on
         if self.transports is not None:
             await self.transports.stop_accepting()
-            await self.sip.drain(DRAIN_SECONDS)
+            await asyncio.gather(self.sip.drain(DRAIN_SECONDS), self._unregister_gateways())
             await self.transports.stop()
             self.scheduler.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._follower is not None:
-            self._follower.cancel()
         if self.gateways is not None:
-            self.gateways.stop()
+            self.gateways.close()
         await self._close_stores()
         _log.info("stopped")
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from support.data import gateway
 
-from routr.core.gateways import CSeqShifts, Registration, authorize
+from routr.core.gateways import (
+    CSeqShifts,
+    GatewayRegistry,
+    Registration,
+    authorize,
+    credentials_at,
+)
+from routr.core.proxy import Hop
+from routr.data.index import Index
+from routr.data.snapshot import Snapshot
 from routr.models.resources import Gateway
 from routr.sip.digest import build_challenge, parse_credentials
 from routr.sip.message import Request, Response, make_request
@@ -16,7 +26,8 @@ VIA = ("udp", "10.0.0.1", 5060)
 
 def gw(**spec: Any) -> Gateway:
     spec.setdefault("credentials", {"username": "pbx-1", "secret": "s3cret"})
-    return Gateway.model_validate(gateway("gw-1", "127.0.0.7", 5080, sendRegister=True, **spec))
+    spec.setdefault("sendRegister", True)
+    return Gateway.model_validate(gateway("gw-1", "127.0.0.7", 5080, **spec))
 
 
 def answer(request: Request, status: int, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -137,3 +148,224 @@ def test_cseq_shifts_by_call_and_caller_tag() -> None:
     shifts.note("c2", "a", 1)
     shifts.note("c3", "a", 1)
     assert len(shifts) == 2 and shifts.of(request) == 0  # oldest forgotten
+
+
+# -- un-REGISTER --------------------------------------------------------------------------
+
+
+def registered(reg: Registration, now: float = 0.0, expires: int = 600) -> Request:
+    """Drive ``reg`` to registered; the REGISTER that did it."""
+    request = reg.due(now, VIA)
+    assert request is not None
+    reg.on_response(answer(request, 200, [("Expires", str(expires))]), now)
+    assert reg.state == "registered"
+    return request
+
+
+def test_unregister_sends_expires_zero_for_the_registered_contact() -> None:
+    reg = Registration(gw(), ("127.0.0.7", 5080))
+    first = registered(reg)
+    bye = reg.unregister(10.0, ("udp", "10.0.0.2", 5070))  # the Via may have moved
+    assert bye is not None and bye.get("expires") == "0"
+    assert bye.get("contact") == first.get("contact") == "<sip:pbx-1@10.0.0.1:5060>"
+    assert bye.call_id == first.call_id and bye.cseq.number == first.cseq.number + 1
+    assert reg.state == "unregistering" and reg.deadline() is None
+    again, event = reg.on_response(challenge(bye), 10.1)
+    assert event is None and again is not None and again.get("expires") == "0"
+    assert again.has("authorization") and again.cseq.number == bye.cseq.number + 1
+    follow, event = reg.on_response(answer(again, 200), 10.2)
+    assert follow is None and event is not None and event[0] == "gateway.unregistered"
+    assert reg.done and reg.state == "unregistered"
+    assert reg.due(1000.0, VIA) is None  # never again
+
+
+def test_unregister_a_nat_contact_and_failures() -> None:
+    reg = Registration(gw(), ("127.0.0.7", 5080))
+    request = reg.due(0.0, VIA)
+    assert request is not None
+    request.set("via", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport=40000;received=1.2.3.4")
+    reg.on_response(answer(request, 200, [("Expires", "600")]), 0.0)
+    registered(reg)
+    bye = reg.unregister(1.0, VIA)
+    assert bye is not None and bye.get("contact") == "<sip:pbx-1@1.2.3.4:40000>"
+    _, event = reg.on_response(answer(bye, 403), 1.0)
+    assert event is not None and event[0] == "gateway.unregistration.failed" and reg.done
+    other = Registration(gw(), ("127.0.0.7", 5080))
+    registered(other)
+    assert other.unregister(2.0, VIA) is not None
+    name, data = other.on_timeout(34.0)
+    assert name == "gateway.unregistration.failed" and data["reason"] == "timeout" and other.done
+
+
+def test_nothing_to_unregister_when_not_bound() -> None:
+    never = Registration(gw(), ("127.0.0.7", 5080))
+    assert never.due(0.0, VIA) is not None  # in flight, no answer yet
+    assert never.unregister(1.0, VIA) is None and never.done
+    expired = Registration(gw(), ("127.0.0.7", 5080))
+    registered(expired, 0.0, expires=60)
+    assert expired.unregister(61.0, VIA) is None and expired.done
+
+
+class FakeIO:
+    """A fake clock with timers, and a wire that keeps what was sent."""
+
+    def __init__(self) -> None:
+        self.clock = 0.0
+        self.timers: list[list[Any]] = []  # [when, seq, callback, live]
+        self.sent: list[Request] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def now(self) -> float:
+        return self.clock
+
+    def call_at(self, when: float, callback: Any) -> Any:
+        timer = [when, len(self.timers), callback, True]
+        self.timers.append(timer)
+
+        class Handle:
+            def cancel(self) -> None:
+                timer[3] = False
+
+        return Handle()
+
+    def send(self, message: Any, hop: Any, on_error: Any) -> None:
+        self.sent.append(message)
+
+    def via_for(self, hop: Any) -> tuple[str, str, int]:
+        return VIA
+
+    def advance(self, to: float) -> None:
+        while True:
+            due = [t for t in self.timers if t[3] and t[0] <= to]
+            if not due:
+                break
+            timer = min(due, key=lambda t: (t[0], t[1]))
+            timer[3] = False
+            self.clock = max(self.clock, timer[0])
+            timer[2]()
+        self.clock = to
+
+    def live(self) -> int:
+        return sum(1 for t in self.timers if t[3])
+
+
+def index_of(*gateways: Gateway) -> Index:
+    return Index(Snapshot.of(list(gateways)))
+
+
+def make_registry() -> tuple[GatewayRegistry, FakeIO]:
+    io = FakeIO()
+    registry = GatewayRegistry(io, Hop, on_event=lambda n, d: io.events.append((n, d)))
+    return registry, io
+
+
+def reply(registry: GatewayRegistry, io: FakeIO, status: int, **kw: Any) -> Request:
+    """Answer the last REGISTER sent; return it."""
+    request = io.sent[-1]
+    if status in (401, 407):
+        response = challenge(request, status)
+    else:
+        response = answer(request, status, kw.get("headers"))
+    assert registry.on_response(response)
+    return request
+
+
+def test_registry_unregisters_a_removed_gateway() -> None:
+    registry, io = make_registry()
+    registry.start(index_of(gw()))
+    io.advance(0.0)
+    assert len(io.sent) == 1
+    reply(registry, io, 200, headers=[("Expires", "600")])
+    assert [s["state"] for s in registry.status()] == ["registered"]
+    io.advance(100.0)
+    registry.sync(index_of())  # the gateway is gone from the data
+    assert registry.status() == [] and registry.unregistering() == 1
+    bye = io.sent[-1]
+    assert bye.get("expires") == "0" and bye.get("contact") == io.sent[0].get("contact")
+    reply(registry, io, 401)
+    assert io.sent[-1].has("authorization") and io.sent[-1].get("expires") == "0"
+    reply(registry, io, 200)
+    assert registry.unregistering() == 0
+    assert io.events[-1][0] == "gateway.unregistered"
+    sent = len(io.sent)
+    io.advance(10_000.0)  # no refresh, no retry: nothing more to send
+    assert len(io.sent) == sent
+
+
+def test_registry_unregisters_when_sendregister_is_turned_off() -> None:
+    registry, io = make_registry()
+    registry.start(index_of(gw()))
+    io.advance(0.0)
+    reply(registry, io, 200, headers=[("Expires", "600")])
+    registry.sync(index_of(gw(sendRegister=False)))
+    assert registry.status() == [] and io.sent[-1].get("expires") == "0"
+
+
+def test_registry_stop_unregisters_and_close_gives_up() -> None:
+    registry, io = make_registry()
+    second = Gateway.model_validate(
+        gateway("gw-2", "127.0.0.8", 5080, sendRegister=True,
+                credentials={"username": "pbx-2", "secret": "x"})
+    )  # fmt: skip
+    registry.start(index_of(gw(), second))
+    io.advance(0.0)
+    assert len(io.sent) == 2
+    reply(registry, io, 200, headers=[("Expires", "600")])  # gw-2 registered; gw-1 pending
+    registry.stop()
+    assert registry.status() == []
+    assert registry.unregistering() == 1  # gw-1 was still in flight: nothing bound yet
+    bye = io.sent[-1]
+    assert bye.get("expires") == "0" and bye.get("to") == "<sip:pbx-2@127.0.0.8>"
+    io.advance(1.0)  # Timer E: the un-REGISTER is sent again over UDP
+    assert io.sent[-1] is bye and io.sent.count(bye) > 1
+    registry.close()
+    assert registry.unregistering() == 0 and io.live() == 0
+
+
+def test_registry_unregister_without_answer_ends_with_timer_f() -> None:
+    registry, io = make_registry()
+    registry.start(index_of(gw()))
+    io.advance(0.0)
+    reply(registry, io, 200, headers=[("Expires", "600")])
+    registry.stop()
+    io.advance(40.0)
+    assert registry.unregistering() == 0
+    assert io.events[-1][0] == "gateway.unregistration.failed"
+
+
+@pytest.mark.parametrize(
+    ("change", "unregistered"),
+    [({"expires": 120}, False), ({"credentials": {"username": "pbx-9", "secret": "s"}}, True)],
+)
+def test_registry_replaced_spec(change: dict[str, Any], unregistered: bool) -> None:
+    registry, io = make_registry()
+    registry.start(index_of(gw()))
+    io.advance(0.0)
+    reply(registry, io, 200, headers=[("Expires", "600")])
+    before = len(io.sent)
+    registry.sync(index_of(gw(**change)))
+    io.advance(io.clock)
+    fresh = [m for m in io.sent[before:] if m.get("expires") != "0"]
+    gone = [m for m in io.sent[before:] if m.get("expires") == "0"]
+    assert len(fresh) == 1 and len(gone) == int(unregistered)
+    if unregistered:
+        assert gone[0].get("to") == "<sip:pbx-1@127.0.0.7>"
+        assert fresh[0].get("to") == "<sip:pbx-9@127.0.0.7>"
+    assert [s["state"] for s in registry.status()] == ["registering"]
+
+
+# -- in-dialog challenges: which gateway is at a hop --------------------------------------
+
+
+def test_credentials_at() -> None:
+    named = Gateway.model_validate(
+        gateway("gw-n", "gw.example.test", None, credentials={"username": "pbx-n", "secret": "ns"})
+    )
+    bare = Gateway.model_validate(gateway("gw-b", "127.0.0.9", 5060))
+    index = Index(Snapshot.of([gw(), named, bare]), {"gw.example.test": ["127.0.0.5"]})
+    assert credentials_at(index, "127.0.0.7", 5080) == ("pbx-1", "s3cret")
+    assert credentials_at(index, "127.0.0.7", 5090) is None  # its port is set: not there
+    assert credentials_at(index, "127.0.0.5", 5099) == ("pbx-n", "ns")  # no port: any
+    assert credentials_at(index, "GW.example.test", 5060) == ("pbx-n", "ns")
+    assert credentials_at(index, "127.0.0.9", 5060) is None  # no credentials
+    assert credentials_at(index, "127.0.0.1", 5060) is None

@@ -8,6 +8,7 @@ from the UA that plays the endpoint, so routr sends to that UA.
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -296,6 +297,62 @@ def test_gateway_challenge_is_answered_and_cseq_kept(start, world, uas) -> None:
     assert call.ua.count(lambda m: getattr(m, "status", 0) == 407) == 0
 
 
+@pytest.mark.parametrize("invite_challenged", [False, True])
+def test_gateway_challenge_in_dialog_is_answered(start, world, uas, invite_challenged) -> None:
+    routr = start(world.data, {**NOAUTH, "recordRoute": True})
+    gw = world.gw
+    assert gw is not None
+    call = Call(uas(), udp(routr), f"sip:{PSTN}@{DOMAIN}", f"sip:1001@{DOMAIN}")
+    call.invite()
+    rx = gw.wait(is_request("INVITE"))
+    if invite_challenged:
+        gw.reply(rx, 407, headers=[("Proxy-Authenticate", CHALLENGE)])
+        rx = gw.wait(is_request("INVITE"))
+    shift = int(invite_challenged)  # how far the gateway's CSeq is ahead of the caller's
+    gw.reply(rx, 200)
+    assert call.final().status == 200
+    call.in_dialog("ACK")
+    call.in_dialog("INFO")
+    info = gw.wait(is_request("INFO"))
+    assert info.request.cseq.number == call.cseq + shift
+    gw.reply(info, 401, headers=[("WWW-Authenticate", CHALLENGE)])
+    again = gw.wait(is_request("INFO"))
+    shift += 1
+    assert again.request.cseq.number == call.cseq + shift
+    creds = parse_credentials(again.request.get("authorization") or "")
+    assert (creds.username, creds.realm, creds.uri) == ("pbx-1", "provider", again.request.uri_text)
+    gw.reply(again, 200)
+    assert call.wait(final_response("INFO")).response.cseq.number == call.cseq
+    call.in_dialog("BYE")  # after the answered challenge: the same mapping
+    bye = gw.wait(is_request("BYE"))
+    assert bye.request.cseq.number == call.cseq + shift
+    gw.reply(bye, 407, headers=[("Proxy-Authenticate", CHALLENGE)])
+    bye = gw.wait(is_request("BYE"))
+    assert bye.request.has("proxy-authorization")
+    assert bye.request.cseq.number == call.cseq + shift + 1
+    gw.reply(bye, 200)
+    ok = call.wait(final_response("BYE")).response
+    assert ok.status == 200 and ok.cseq.number == call.cseq
+    assert call.ua.count(lambda m: getattr(m, "status", 0) in (401, 407)) == 0
+
+
+def test_in_dialog_challenge_of_a_non_gateway_goes_to_the_caller(start, world, uas) -> None:
+    routr = start(world.data, {**NOAUTH, "recordRoute": True})
+    caller, callee = uas(), uas()
+    bind(routr, callee, "1002")
+    call = Call(caller, udp(routr), f"sip:1002@{DOMAIN}", f"sip:1001@{DOMAIN}")
+    call.invite()
+    answer_call(callee)
+    assert call.final().status == 200
+    call.in_dialog("ACK")
+    call.in_dialog("BYE")
+    bye = callee.wait(is_request("BYE"))
+    callee.reply(bye, 401, headers=[("WWW-Authenticate", CHALLENGE)])
+    response = call.wait(final_response("BYE")).response
+    assert response.status == 401 and response.cseq.number == call.cseq
+    assert callee.count(is_request("BYE")) == 1
+
+
 # -- PEER_EGRESS --------------------------------------------------------------------------
 
 
@@ -406,3 +463,51 @@ def test_outbound_registration_against_a_challenging_registrar(start, tmp_path) 
     registered = [line for line in routr.lines if "gateway gw-a registered at" in line]
     assert len(registered) == 2, routr.lines  # registered, then refreshed before 2 s
     assert "for 2 s" in registered[0] and "for 60 s" in registered[1]
+
+
+@pytest.mark.sipp
+@pytest.mark.parametrize("how", ["server stops", "gateway removed"])
+def test_unregister_when_the_gateway_goes_away(start, tmp_path, how) -> None:
+    port = free_port()
+    sipp = sipp_uas(tmp_path, "routing_unregister.xml", port, "-trace_msg")
+    try:
+        w = World(tmp_path, "127.0.0.1", port, sendRegister=True, expires=60)
+        routr = start(w.data)
+        routr.wait_for("gateway gw-a registered at", 10)
+        if how == "server stops":
+            began = time.monotonic()
+            assert routr.stop() == 0
+            assert time.monotonic() - began < 5
+        else:
+            (w.data / "gateways.yml").write_text("[]\n")  # a hand edit: the poller sees it
+        routr.wait_for("gateway.unregistered gw-a", 10)
+        out, _ = sipp.communicate(timeout=30)
+    finally:
+        if sipp.poll() is None:
+            sipp.kill()
+            sipp.communicate()
+    assert sipp.returncode == 0, out[-3000:]
+    log = next(tmp_path.glob("routing_unregister_*_messages.log")).read_text()
+    registers = [m for m in log.split("\n---") if "\nREGISTER sip:" in m]
+    contacts = {re.search(r"^Contact: *(.+?)\s*$", m, re.MULTILINE)[1] for m in registers}  # type: ignore[index]
+    assert len(registers) == 4 and len(contacts) == 1, log  # un-REGISTERed as registered
+
+
+def test_stop_waits_for_an_unanswered_unregister_two_seconds_at_most(start, tmp_path) -> None:
+    w = World(tmp_path, sendRegister=True, expires=60)
+    registrar = w.gw
+    assert registrar is not None
+    try:
+        routr = start(w.data)
+        rx = registrar.wait(is_request("REGISTER"), 10)
+        registrar.reply(rx, 200, headers=[("Expires", "60")])
+        routr.wait_for("gateway gw-a registered at", 5)
+        began = time.monotonic()
+        assert routr.stop() == 0
+        took = time.monotonic() - began
+        bye = registrar.wait(is_request("REGISTER"), 1).request  # seen, never answered
+        assert bye.get("expires") == "0" and bye.get("contact") == rx.request.get("contact")
+        assert 1.5 < took < 4.5, took
+        routr.wait_for("1 gateway un-registration(s) unanswered", 1)
+    finally:
+        registrar.close()
