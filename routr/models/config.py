@@ -159,7 +159,9 @@ class Security(_Model):
     block_scanners: bool = Field(default=True, alias="blockScanners")
     auth_failure_ban: AuthFailureBan = Field(default_factory=AuthFailureBan, alias="authFailureBan")
     max_connections_per_source: int = Field(default=256, ge=1, alias="maxConnectionsPerSource")
-    idle_timeout: float = Field(default=600, gt=0, alias="idleTimeout")
+    # Above the default maxExpires: a client registered over TCP/TLS/WS may stay quiet
+    # until its refresh, and its connection is the only way to reach it.
+    idle_timeout: float = Field(default=3900, gt=0, alias="idleTimeout")
 
     @field_validator("trusted")
     @classmethod

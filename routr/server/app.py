@@ -14,6 +14,7 @@ from routr import __version__
 from routr.core.acl import Acl, AclError
 from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator
 from routr.core.gateways import GatewayRegistry, credentials_at
+from routr.core.guard import Guard
 from routr.core.identity import Identity
 from routr.core.proxy import TIMER_C, Hop, Proxy
 from routr.core.registrar import EndpointEvent, Registrar
@@ -126,6 +127,17 @@ class Server:
         )
         failures = AuthFailures(
             spec.security.auth_failure_ban.failures, spec.security.auth_failure_ban.seconds
+        )
+        security = spec.security
+        sip.guard = Guard(
+            security.trusted,
+            flood_requests=security.flood_ban.requests,
+            flood_seconds=security.flood_ban.seconds,
+            flood_ban=security.flood_ban.ban_seconds,
+            failures=failures,
+            auth_ban=security.auth_failure_ban.ban_seconds,
+            block_scanners=security.block_scanners,
+            on_ban=self._banned,
         )
         self.registrar = Registrar(
             lambda: live.index,
@@ -304,6 +316,9 @@ class Server:
 
     def _gateway_event(self, name: str, data: dict[str, object]) -> None:
         _log.info("%s %s at %s", name, data.get("ref"), data.get("registrar"))
+
+    def _banned(self, ip: str, reason: str, seconds: float) -> None:
+        _log.warning("security.banned %s for %.0f s: %s", ip, seconds, reason)
 
     def _endpoint_event(self, event: EndpointEvent) -> None:
         # Debug, not info: one line per registration costs ~15% of the REGISTER path, and

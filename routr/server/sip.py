@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from routr.core.acl import Acl
 from routr.core.dispatcher import Dispatcher
+from routr.core.guard import Guard
 from routr.core.identity import Identity
 from routr.core.nat import fix_contact, reply_address, stamp_via
 from routr.core.proxy import Hop, Proxy, TimerHandle
@@ -29,6 +31,9 @@ from routr.transport.scheduler import Scheduler
 
 _log = logging.getLogger("routr.sip")
 _WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+# A TEST-NET address: asking the kernel for its route sends nothing and tells which local
+# address the default route uses (for peers known only by name).
+_DEFAULT_ROUTE_PROBE = "192.0.2.1"
 
 
 class SipService:
@@ -52,6 +57,7 @@ class SipService:
         self.extern_addr = extern_addr
         self.localnets = [ipaddress.ip_network(n, strict=False) for n in localnets or []]
         self.acl = acl  # the global ACL: every packet
+        self.guard: Guard | None = None  # bans: floods, password guessing, scanners
         self.transports: TransportManager | None = None
         self.proxy: Proxy | None = None
         self.dispatcher = Dispatcher(identity, user_agent, self.reply)
@@ -61,6 +67,9 @@ class SipService:
 
     def on_data(self, data: bytes, source: Source) -> None:
         """Every complete message from any transport comes here."""
+        guard = self.guard
+        if guard is not None and not guard.admit(source.ip, time.time()):
+            return  # banned: not even a parse
         denied = self.acl is not None and not self.acl.allowed(source.ip)
         try:
             if len(data) > self.max_message_size:
@@ -71,6 +80,9 @@ class SipService:
                     self.on_response(message, source)
                 return
             assert isinstance(message, Request)
+            if guard is not None and guard.is_scanner(message.get("user-agent")):
+                _log.debug("dropped a scanner's %s from %s", message.method, source.ip)
+                return
             message.check()
             if denied:
                 raise ParseError("Forbidden By ACL", status=403, message=message)
@@ -176,7 +188,14 @@ class SipService:
         transports = self.transports
         if hop.conn_id is not None:
             conn = transports.connections.get(hop.conn_id)
-            if conn is not None and not conn.closed:
+            # Connection ids are per process: a binding from another node or an earlier
+            # run may name a live connection of someone else. Only its own flow will do.
+            if (
+                conn is not None
+                and not conn.closed
+                and conn.protocol == hop.transport
+                and conn.remote == (hop.host, hop.port)
+            ):
                 conn.send(data)
                 return
         if hop.transport == "udp" and is_ip(hop.host):
@@ -202,7 +221,9 @@ class SipService:
                 return
             host = str(infos[0][4][0])
         local = self._udp_local(host) if hop.transport == "udp" else None
-        sent = await self.transports.send(hop.transport, (host, hop.port), data, local=local)
+        sent = await self.transports.send(
+            hop.transport, (host, hop.port), data, local=local, server_name=hop.host
+        )
         if not sent:
             on_error()
 
@@ -220,13 +241,17 @@ class SipService:
         return host, port
 
     def _advertised(self, bound: str, peer: str) -> str:
-        """The address to show ``peer``: externAddr outside localnets, else the bound
-        address (the routed local address when bound to a wildcard)."""
-        if self.extern_addr and is_ip(peer) and not self._is_local(peer):
+        """The address to show ``peer``: externAddr outside localnets (a peer known by
+        name is outside), else the bound address, or the routed local address when bound
+        to a wildcard. Whatever we advertise is ours: Routes naming it come back to us."""
+        if self.extern_addr and (not is_ip(peer) or not self._is_local(peer)):
             return self.extern_addr
-        if bound in _WILDCARDS:
-            return local_ip_for(peer) if is_ip(peer) else local_ip_for("127.0.0.1")
-        return bound
+        if bound not in _WILDCARDS:
+            return bound
+        address = local_ip_for(peer if is_ip(peer) else _DEFAULT_ROUTE_PROBE)
+        if address not in self.identity.hosts:
+            self.identity.hosts.add(address)
+        return address
 
     def _is_local(self, ip: str) -> bool:
         addr = ipaddress.ip_address(ip)

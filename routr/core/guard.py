@@ -1,0 +1,104 @@
+"""Source bans (SPEC.md §2 ``security``): floods, password guessing, known scanners.
+
+Sans-IO: every decision takes ``now``. The server asks :meth:`Guard.admit` for each packet
+before parsing it, so a banned source costs a dict look-up and nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from routr.core.acl import Acl
+from routr.core.auth import AuthFailures
+
+#: User-Agent fragments of SIP scanners (lower case); such requests are dropped unanswered,
+#: since any answer confirms a SIP server is here.
+SCANNERS = (
+    "friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sipscan", "vaxsipuseragent",
+    "iwar", "sivus", "sundayddr", "smap", "pplsip", "voipbuster", "cpxsip",
+)  # fmt: skip
+
+_MAX_TRACKED = 100_000
+
+
+class Guard:
+    """Counts requests per source IP and keeps the list of banned ones.
+
+    A source is banned for ``flood_ban`` seconds when it sends more than ``flood_requests``
+    packets in ``flood_seconds``, and for ``auth_ban`` seconds when ``failures`` says it
+    failed authentication too often. Trusted networks are never banned.
+    """
+
+    __slots__ = ("_bans", "_counts", "_trusted", "auth_ban", "block_scanners", "failures",
+                 "flood_ban", "flood_requests", "flood_seconds", "on_ban")  # fmt: skip
+
+    def __init__(
+        self,
+        trusted: Iterable[str] = (),
+        *,
+        flood_requests: int = 200,
+        flood_seconds: float = 2.0,
+        flood_ban: float = 300.0,
+        failures: AuthFailures | None = None,
+        auth_ban: float = 900.0,
+        block_scanners: bool = True,
+        on_ban: Callable[[str, str, float], None] | None = None,
+    ) -> None:
+        # Trusted = an ACL that allows the trusted networks and denies everything else.
+        self._trusted = Acl.from_lists(allow=list(trusted), deny=["0.0.0.0/0", "::/0"])
+        self.flood_requests = flood_requests
+        self.flood_seconds = flood_seconds
+        self.flood_ban = flood_ban
+        self.failures = failures
+        self.auth_ban = auth_ban
+        self.block_scanners = block_scanners
+        self.on_ban = on_ban
+        self._bans: dict[str, float] = {}  # ip -> banned until
+        self._counts: dict[str, list[float]] = {}  # ip -> [window start, packets]
+
+    def trusted(self, ip: str) -> bool:
+        return self._trusted.allowed(ip)
+
+    def admit(self, ip: str, now: float) -> bool:
+        """Whether a packet from ``ip`` is processed at all (False: drop it silently)."""
+        until = self._bans.get(ip)
+        if until is not None:
+            if until > now:
+                return False
+            del self._bans[ip]
+        if self.trusted(ip):
+            return True
+        failures = self.failures
+        if failures is not None and self.auth_ban > 0 and failures.exceeded(ip, now):
+            failures.clear(ip)
+            self._ban(ip, now, self.auth_ban, "authentication failures")
+            return False
+        counter = self._counts.get(ip)
+        if counter is None or now - counter[0] >= self.flood_seconds:
+            if counter is None and len(self._counts) >= _MAX_TRACKED:
+                self._counts.clear()  # a scan from many sources: start counting afresh
+            self._counts[ip] = [now, 1.0]
+            return True
+        counter[1] += 1
+        if counter[1] > self.flood_requests and self.flood_ban > 0:
+            del self._counts[ip]
+            self._ban(ip, now, self.flood_ban, "flood")
+            return False
+        return True
+
+    def is_scanner(self, user_agent: str | None) -> bool:
+        if not self.block_scanners or not user_agent:
+            return False
+        agent = user_agent.lower()
+        return any(name in agent for name in SCANNERS)
+
+    def _ban(self, ip: str, now: float, seconds: float, reason: str) -> None:
+        if len(self._bans) >= _MAX_TRACKED:
+            self._bans = {k: v for k, v in self._bans.items() if v > now}
+        self._bans[ip] = now + seconds
+        if self.on_ban is not None:
+            self.on_ban(ip, reason, seconds)
+
+    def banned(self, now: float) -> dict[str, float]:
+        """Banned sources and the seconds each ban has left."""
+        return {ip: until - now for ip, until in self._bans.items() if until > now}

@@ -1,0 +1,58 @@
+"""Bans through the real server: floods, password guessing and scanners from 127.0.0.2."""
+
+from __future__ import annotations
+
+import pytest
+from support.data import agent, domain, write_resources
+from support.server import RoutrProcess
+from support.sip import UdpClient, options, register
+
+
+@pytest.fixture
+def guarded(tmp_path):
+    data = write_resources(tmp_path / "data", domain("sip.local"),
+                           agent("1001", "secret1", ["sip.local"]))  # fmt: skip
+    security = {
+        "floodBan": {"requests": 20, "seconds": 60, "banSeconds": 600},
+        "authFailureBan": {"failures": 2, "seconds": 60, "banSeconds": 600},
+    }
+    spec = {"security": security}
+    proc = RoutrProcess(tmp_path, ("udp",), spec, data=data).start()
+    yield proc
+    assert proc.stop() == 0
+    proc.assert_no_tracebacks()
+
+
+def _options(client: UdpClient, proc: RoutrProcess, **kw: str) -> bytes:
+    return options(f"127.0.0.1:{proc.ports['udp']}", "UDP", client.local, **kw)
+
+
+def test_scanner_is_dropped_unanswered(guarded):
+    with UdpClient(("127.0.0.1", guarded.ports["udp"]), bind="127.0.0.2") as c:
+        c.send(_options(c, guarded, extra="User-Agent: friendly-scanner\r\n"))
+        # Handled in order, synchronously: the next answer is the plain OPTIONS's.
+        answer = c.request(_options(c, guarded, call_id="plain"))
+        assert answer.status == 200 and answer.call_id == "plain@test"
+
+
+def test_flood_is_banned(guarded):
+    with UdpClient(("127.0.0.1", guarded.ports["udp"]), bind="127.0.0.2") as c:
+        for _ in range(20):
+            assert c.request(_options(c, guarded)).status == 200
+        c.send(_options(c, guarded))
+        guarded.wait_for("security.banned 127.0.0.2")
+        with pytest.raises(TimeoutError):
+            c.request(_options(c, guarded), timeout=1.0)
+    with UdpClient(("127.0.0.1", guarded.ports["udp"])) as trusted:
+        assert trusted.request(_options(trusted, guarded)).status == 200
+
+
+def test_password_guessing_is_banned(guarded):
+    with UdpClient(("127.0.0.1", guarded.ports["udp"]), bind="127.0.0.2") as c:
+        contact = f"<sip:1001@{c.local[0]}:{c.local[1]}>"
+        for _ in range(2):
+            assert register(c, "1001", "sip.local", "wrong", contact).status == 401
+        c.send(_options(c, guarded))
+        guarded.wait_for("security.banned 127.0.0.2")
+        with pytest.raises(TimeoutError):
+            register(c, "1001", "sip.local", "secret1", contact)
