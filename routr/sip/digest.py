@@ -492,7 +492,7 @@ class NonceIssuer:
         *,
         max_tracked: int = 100_000,
         skew: float = 30.0,
-        allow_rfc2069: bool = True,
+        allow_rfc2069: bool = False,
         opaque: str | None = None,
         algorithms: Iterable[str] = ("SHA-256", "MD5"),
     ) -> None:

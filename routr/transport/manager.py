@@ -221,6 +221,7 @@ class TransportManager:
         *,
         conn_id: int | None = None,
         local: tuple[str, int] | None = None,
+        server_name: str | None = None,
     ) -> bool:
         """Send over the given flow, an open connection to ``dest``, or a new one.
 
@@ -233,13 +234,17 @@ class TransportManager:
         if conn is None or conn.closed:
             conn = self.connection_to(protocol, dest[0], dest[1])
         if conn is None and protocol in ("tcp", "tls"):
-            conn = await self._connect(protocol, dest)
+            conn = await self._connect(protocol, dest, server_name)
         if conn is None or conn.closed:
             return False
         conn.send(data)
         return True
 
-    async def _connect(self, protocol: str, dest: tuple[str, int]) -> Connection | None:
+    async def _connect(
+        self, protocol: str, dest: tuple[str, int], server_name: str | None = None
+    ) -> Connection | None:
+        """Open a TCP/TLS connection; TLS verifies the certificate against ``server_name``
+        (the host name the route named), not the address it resolved to."""
         loop = asyncio.get_running_loop()
         ctx: ssl.SSLContext | None = None
         if protocol == "tls":
@@ -247,7 +252,11 @@ class TransportManager:
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    stream_factory(protocol, self, self.handler), dest[0], dest[1], ssl=ctx
+                    stream_factory(protocol, self, self.handler),
+                    dest[0],
+                    dest[1],
+                    ssl=ctx,
+                    server_hostname=(server_name or dest[0]) if ctx is not None else None,
                 ),
                 5.0,
             )
