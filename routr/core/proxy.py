@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol
 
+from routr.core.dialogs import Dialog, Dialogs, Side, uri_key
 from routr.core.gateways import CSeqShifts, authorize, shift_cseq
 from routr.sip.address import MAGIC_COOKIE, parse_address
 from routr.sip.errors import ParseError
@@ -42,6 +43,8 @@ _log = logging.getLogger("routr.proxy")
 TIMER_C = 180.0  # > 3 minutes is the RFC's floor; 180 s is what Kamailio's fr_inv uses
 CANCEL_GRACE = 32.0  # 64*T1: how long a cancelled branch may take to answer 487
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
+#: In-dialog requests whose 2xx refreshes the remote targets (RFC 3261 §12.2, RFC 3311).
+TARGET_REFRESH = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY"})
 STREAM = frozenset({"tcp", "tls", "ws", "wss"})
 
 
@@ -152,7 +155,8 @@ class Branch:
     """One forked copy of a request and its client transaction."""
 
     __slots__ = ("answered", "cancel_wanted", "cancelled", "credentials", "ctx", "for_cancel",
-                 "hop", "provisional", "response", "shift", "timer", "timer_c", "tx")  # fmt: skip
+                 "hop", "peer_ip", "provisional", "response", "shift", "timer", "timer_c",
+                 "tx")  # fmt: skip
 
     def __init__(
         self, ctx: Context, tx: ClientTransaction, hop: Hop, for_cancel: bool = False
@@ -170,6 +174,7 @@ class Branch:
         self.credentials: tuple[str, str] | None = None
         self.shift = 0  # CSeq raised by this much on the way out (gateways.CSeqShifts)
         self.answered = False  # the request answers a challenge: a second one goes upstream
+        self.peer_ip: str | None = None  # where its last response came from
 
     @property
     def pending(self) -> bool:
@@ -179,7 +184,8 @@ class Branch:
 class Context:
     """A request being proxied: its server transaction and its branches."""
 
-    __slots__ = ("best", "branches", "challenges", "final_sent", "request", "source", "timer",
+    __slots__ = ("best", "branches", "challenges", "dialog", "dialog_side", "early",
+                 "final_sent", "final_status", "loop_hash", "request", "source", "timer",
                  "tx")  # fmt: skip
 
     def __init__(self, request: Request, source: Any, tx: ServerTransaction) -> None:
@@ -189,8 +195,13 @@ class Context:
         self.branches: list[Branch] = []
         self.best: Response | None = None
         self.final_sent = False
+        self.final_status = 0  # the status of the first final response sent
         self.challenges: list[tuple[str, str, str]] = []
         self.timer: TimerHandle | None = None
+        self.loop_hash = ""  # §16.6 step 8, of the request as received
+        self.dialog: Dialog | None = None  # the dialog an in-dialog request was checked in
+        self.dialog_side = 0  # which side of it sent the request
+        self.early: list[Dialog] = []  # early dialogs made by 1xx to this request
 
 
 class Proxy:
@@ -206,6 +217,7 @@ class Proxy:
         server_header: str = "routr",
         timer_c: float = TIMER_C,
         gateway_credentials: Callable[[Hop], tuple[str, str] | None] | None = None,
+        dialogs: Dialogs | None = None,
     ) -> None:
         self.io = io
         #: The credentials of the Gateway at a hop, if one is there: to answer its challenge
@@ -220,6 +232,8 @@ class Proxy:
         self.clients: dict[str, Branch] = {}
         self._seq = itertools.count(1)
         self.cseq_shifts = CSeqShifts()
+        #: The dialogs we record-routed: in-dialog requests are relayed only inside them.
+        self.dialogs = dialogs if dialogs is not None else Dialogs(io.now)
 
     # -- requests -----------------------------------------------------------------------
 
@@ -242,12 +256,12 @@ class Proxy:
         self.servers[key] = ctx
         if method == "INVITE":
             self._respond(ctx, request.response(100, headers=[("Server", self.server_header)]))
-        problem = self._validate(request)
+        problem = self._validate(ctx)
         if problem is not None:
             self._respond(ctx, problem)
             return
         try:
-            decision = await self._route(request, source)
+            decision = await self._route(ctx)
         except ParseError as exc:
             self._final(ctx, exc.status, exc.reason)
             return
@@ -292,11 +306,13 @@ class Proxy:
         response.add("Server", self.server_header)
         self._respond(ctx, response)
 
-    def _validate(self, request: Request) -> Response | None:
+    def _validate(self, ctx: Context) -> Response | None:
+        request = ctx.request
         hops = request.max_forwards
         if hops is not None and hops <= 0:
             return request.response(483, headers=[("Server", self.server_header)])
-        if self._is_loop(request):
+        ctx.loop_hash = self._loop_hash(request)  # once: every branch's Via carries it
+        if self._is_loop(request, ctx.loop_hash):
             return request.response(482, headers=[("Server", self.server_header)])
         return None
 
@@ -315,26 +331,37 @@ class Proxy:
         )
         return hashlib.blake2s(seed.encode("utf-8", "surrogateescape"), digest_size=5).hexdigest()
 
-    def _is_loop(self, request: Request) -> bool:
-        prefix = MAGIC_COOKIE + self._loop_hash(request)
+    def _is_loop(self, request: Request, loop_hash: str) -> bool:
+        prefix = MAGIC_COOKIE + loop_hash
         for via in request.vias[1:]:
             branch = via.branch
             if branch and branch.startswith(prefix):
                 return True
         return False
 
-    async def _route(self, request: Request, source: Any) -> Decision:
+    async def _route(self, ctx: Context) -> Decision:
         """Route headers first (loose routing, §16.4), the router otherwise."""
+        request, source = ctx.request, ctx.source
         uri = request.uri
-        if isinstance(uri, SipURI) and self.io.is_self(uri) and request.has("route"):
-            # A strict router sent us the request: the last Route is the real target.
+        if (
+            isinstance(uri, SipURI)
+            and uri.user is None
+            and "r" in uri.params
+            and request.has("route")
+            and self.io.is_self(uri)
+        ):
+            # A strict router sent us the request (§16.4): the Request-URI is the value we
+            # put in Record-Route, the last Route the real target. Our value goes back on
+            # top as a Route, so that it is checked and popped like any other.
             routes = request.get_all("route")
             last = parse_address(routes[-1])
+            own = request.uri_text
             request.uri = last.uri
             request.headers = [h for h in request.headers if h[0] != "route"]
+            request.add("Route", f"<{own}>")
             for value in routes[:-1]:
                 request.add("Route", value)
-        in_dialog = request.to.tag is not None or request.method == "ACK"
+        in_dialog = request.to.tag is not None
         popped = self._pop_own_routes(request, token_needed=in_dialog)
         if popped is None:
             return Decision.reject(403, "Route Not Recorded Here")
@@ -350,10 +377,14 @@ class Proxy:
                 # A Route set that does not go through us (no recorded, signed entry of
                 # ours on top): following it would relay for anyone.
                 return Decision.reject(403, "Route Not Recorded Here")
+            if not self._in_dialog_ok(ctx, nxt, by_route=True):
+                return Decision.reject(403, "Dialog Not Known Here")
             return Decision([Target(request.uri_text, Hop.from_uri(nxt))])
         if popped and in_dialog:
             # §16.5: we recorded the route and it ends here: the Request-URI (the remote
             # target) is where the dialog goes; the router is for requests out of dialog.
+            if not self._in_dialog_ok(ctx, uri_key(request.uri), by_route=False):
+                return Decision.reject(403, "Dialog Not Known Here")
             return Decision([Target(request.uri_text)])
         if in_dialog:
             # In-dialog requests are not authenticated (their dialog was, when it was made),
@@ -362,9 +393,36 @@ class Proxy:
             return Decision.reject(404, "Not Here")
         return await self.router(request, source)
 
+    def _dialog_sender(
+        self, request: Request, source: Any, target: SipURI | str | None, by_route: bool
+    ) -> tuple[Dialog, int] | None:
+        """The recorded dialog of an in-dialog request and the side that sent it, when
+        that side may send to ``target`` (the other side's remote target, or the
+        Record-Route entry next to ours on that side ``by_route``); None otherwise.
+
+        The Route token only proves that we recorded *some* dialog of this Call-ID (any
+        caller of a local AOR learns it): the table decides where the request may go."""
+        dialog = self.dialogs.find(request.call_id, request.from_.tag, request.to.tag)
+        if dialog is None:
+            return None
+        key = uri_key(target) if isinstance(target, SipURI) else target
+        side = dialog.sender(getattr(source, "ip", None), key, by_route)
+        return None if side is None else (dialog, side)
+
+    def _in_dialog_ok(self, ctx: Context, target: SipURI | str | None, by_route: bool) -> bool:
+        found = self._dialog_sender(ctx.request, ctx.source, target, by_route)
+        if found is None:
+            _log.info("in-dialog %s %s from %s refused: dialog or target not recorded",
+                      ctx.request.method, ctx.request.uri_text, ctx.source)  # fmt: skip
+            return False
+        ctx.dialog, ctx.dialog_side = found
+        return True
+
     def _pop_own_routes(self, request: Request, *, token_needed: bool) -> bool | None:
         """Pop the Route values naming us (two of them after an RFC 5658 double
-        Record-Route); whether any was popped, or None when one lacks our token."""
+        Record-Route); whether any recorded one was popped, or None when the last of ours
+        lacks our token. A tokenless one followed by another of ours (an outbound proxy
+        set in a phone, in front of the recorded route) is popped on the way."""
         popped = False
         while True:
             routes = request.get_all("route")
@@ -374,7 +432,11 @@ class Proxy:
             if not (isinstance(top, SipURI) and self.io.is_self(top)):
                 return popped
             if token_needed and not self._route_token_ok(top, request):
-                return None
+                nxt = parse_address(routes[1]).uri if len(routes) > 1 else None
+                if not (isinstance(nxt, SipURI) and self.io.is_self(nxt)):
+                    return None
+                request.pop_first("route")
+                continue
             request.pop_first("route")
             popped = True
 
@@ -410,7 +472,7 @@ class Proxy:
         local = self.io.via_for(hop)
         if self.record_route and request.method in DIALOG_METHODS and request.to.tag is None:
             self._add_record_route(out, ctx, *local)
-        self._push_via(out, request, local)
+        self._push_via(out, ctx.loop_hash, local)
         shift = self.cseq_shifts.of(request)
         if shift:
             shift_cseq(out, shift)
@@ -423,10 +485,10 @@ class Proxy:
         if request.method == "INVITE":
             br.timer_c = self.io.call_at(self.io.now() + self.timer_c, lambda: self._timer_c(br))
 
-    def _push_via(self, out: Request, received: Request, local: tuple[str, str, int]) -> None:
+    def _push_via(self, out: Request, loop_hash: str, local: tuple[str, str, int]) -> None:
         """Our Via on top, its branch prefixed by the loop hash of the received request."""
         transport, host, port = local
-        branch = f"{MAGIC_COOKIE}{self._loop_hash(received)}.{next(self._seq):x}"
+        branch = f"{MAGIC_COOKIE}{loop_hash}.{next(self._seq):x}"
         value = f"SIP/2.0/{transport.upper()} {_hostport(host, port)};branch={branch};rport"
         out.add("Via", value, first=True)
 
@@ -457,24 +519,29 @@ class Proxy:
             return
         if not request.has("route"):
             return  # no route through us recorded: nothing to do with it
-        if self._pop_own_routes(request, token_needed=True) is None:
+        loop_hash = self._loop_hash(request)
+        if not self._pop_own_routes(request, token_needed=True):
             return
         routes = request.get_all("route")
         if routes:
             nxt = parse_address(routes[0]).uri
             if not isinstance(nxt, SipURI):
                 return
+            if self._dialog_sender(request, source, nxt, by_route=True) is None:
+                return  # not in a dialog we recorded: dropped (an ACK gets no answer)
             hop = Hop.from_uri(nxt)
         else:
             uri = request.uri
             if not isinstance(uri, SipURI):
+                return
+            if self._dialog_sender(request, source, uri, by_route=False) is None:
                 return
             hop = Hop.from_uri(uri)
         request.set("max-forwards", str(69 if hops is None else hops - 1))
         shift = self.cseq_shifts.of(request)
         if shift:
             shift_cseq(request, shift)
-        self._push_via(request, request, self.io.via_for(hop))
+        self._push_via(request, loop_hash, self.io.via_for(hop))
         self.io.send(request, hop, _ignore)
 
     def _on_cancel(self, request: Request, source: Any) -> None:
@@ -504,6 +571,14 @@ class Proxy:
             return
         br = self.clients.get(key)
         if br is not None:
+            br.peer_ip = getattr(source, "ip", None)
+            done = br.response
+            if done is not None and done.status >= 300 and 200 <= response.status < 300:
+                # A 2xx after the branch's non-2xx final (a forking proxy downstream): its
+                # transaction would swallow it, but every 2xx goes upstream (§16.7 step 5).
+                if not br.for_cancel:
+                    self._on_branch_response(br, response)
+                return
             self._run_client(br, br.tx.on_response(response, self.io.now()))
             return
         self._forward_stray(response)
@@ -544,6 +619,8 @@ class Proxy:
                 br.timer_c = self.io.call_at(self.io.now() + self.timer_c,
                                              lambda: self._timer_c(br))  # fmt: skip
             if not ctx.final_sent:
+                if status > 100 and response.to.tag is not None:
+                    self._note_dialog(br, response)
                 self._forward(ctx, response)
             return
         self._stop_timer_c(br)
@@ -551,6 +628,7 @@ class Proxy:
         br.response = response
         if 200 <= status < 300:
             # Every 2xx goes upstream (§16.7 step 5), and the rest of an INVITE is cancelled.
+            self._note_dialog(br, response)
             self._forward(ctx, response)
             if ctx.request.method == "INVITE":
                 for other in ctx.branches:
@@ -569,6 +647,67 @@ class Proxy:
         if ctx.best is None or _better(response, ctx.best):
             ctx.best = response
         self._maybe_finish(ctx)
+
+    def _note_dialog(self, br: Branch, response: Response) -> None:
+        """Record the dialog a 1xx/2xx with a To tag makes (when we record-routed its
+        request), or refresh its remote targets (a 2xx to an in-dialog target refresh)."""
+        ctx = br.ctx
+        request = ctx.request
+        to_tag = response.to.tag
+        if to_tag is None:
+            return
+        dialog = ctx.dialog
+        if dialog is not None:
+            if response.status >= 200 and request.method in TARGET_REFRESH:
+                mine, theirs = _contact_key(request), _contact_key(response)
+                if mine is not None:
+                    dialog.sides[ctx.dialog_side].contact = mine
+                if theirs is not None:
+                    dialog.sides[1 - ctx.dialog_side].contact = theirs
+            return
+        from_tag = request.from_.tag
+        if not (self.record_route and request.method in DIALOG_METHODS and from_tag):
+            return
+        if request.to.tag is not None:
+            return  # not a request we record-routed
+        known = self.dialogs.find(request.call_id, from_tag, to_tag)
+        if known is not None and known.confirmed:
+            return  # a retransmitted 2xx (or a late 1xx): the dialog, maybe refreshed, stays
+        caller_route, callee_route = self._route_neighbours(response)
+        ips = tuple(ip for ip in (br.peer_ip, br.hop.host) if ip)
+        caller_ip = getattr(ctx.source, "ip", None)
+        dialog = self.dialogs.record(
+            request.call_id,
+            from_tag,
+            to_tag,
+            Side(_contact_key(request), (caller_ip,) if caller_ip else (), caller_route),
+            Side(_contact_key(response), ips, callee_route),
+        )
+        if response.status >= 200:
+            dialog.confirmed = True
+        else:
+            ctx.early.append(dialog)
+
+    def _route_neighbours(self, response: Response) -> tuple[str | None, str | None]:
+        """The Record-Route entries just below ours (the caller's side: where the callee's
+        requests go after us) and just above (the callee's side)."""
+        entries = response.get_all("record-route")
+        own = []
+        uris = []
+        for i, value in enumerate(entries):
+            try:
+                uri = parse_address(value).uri
+            except ParseError:
+                uri = None
+            uris.append(uri)
+            if isinstance(uri, SipURI) and "r" in uri.params and self.io.is_self(uri):
+                own.append(i)
+        if not own:
+            return None, None
+        first, last = own[0], own[-1]
+        callee = uri_key(uris[first - 1]) if first > 0 else None
+        caller = uri_key(uris[last + 1]) if last + 1 < len(uris) else None
+        return caller, callee
 
     def _authorize(self, br: Branch, challenge: Response) -> bool:
         """Answer a Gateway's challenge with its credentials on a new branch, CSeq + 1
@@ -590,7 +729,7 @@ class Proxy:
             return False
         self._stop_timer_c(br)
         br.response = challenge  # the old branch is done; its transaction ACKs the 407
-        self._push_via(out, ctx.request, self.io.via_for(br.hop))
+        self._push_via(out, ctx.loop_hash, self.io.via_for(br.hop))
         tx = client_transaction(out, br.hop.transport in STREAM)
         new = Branch(ctx, tx, br.hop)
         new.shift, new.answered = br.shift + 1, True
@@ -643,10 +782,27 @@ class Proxy:
         self._respond(ctx, out)
 
     def _respond(self, ctx: Context, response: Response) -> None:
-        if response.status >= 200:
-            if ctx.final_sent and not (200 <= response.status < 300):
-                return
-            ctx.final_sent = True
+        status = response.status
+        if status >= 200:
+            if ctx.final_sent:
+                if not (200 <= status < 300):
+                    return
+                if ctx.final_status >= 300:
+                    # §16.7 step 5: every 2xx goes upstream, also after our non-2xx final
+                    # (Timer C's 408, a 6xx that won the race): statelessly, as the server
+                    # transaction is done with its own final.
+                    self.io.reply(ctx.request, response, ctx.source)
+                    return
+            else:
+                ctx.final_sent = True
+                ctx.final_status = status
+                if ctx.early:
+                    for dialog in ctx.early:
+                        if not dialog.confirmed:
+                            self.dialogs.remove(dialog)
+                    ctx.early = []
+            if ctx.dialog is not None and ctx.request.method == "BYE":
+                self.dialogs.remove(ctx.dialog)
         self._run_server(ctx, ctx.tx.respond(response, self.io.now()))
 
     def _final(
@@ -687,7 +843,8 @@ class Proxy:
         if not br.pending:
             return
         if br.provisional:
-            self._send_cancel(br)
+            if not br.cancelled:
+                self._send_cancel(br)
             # The callee gets 64*T1 (32 s) more to answer the CANCEL with 487 before we
             # give up; never more than Timer C itself, when that is shorter (tests).
             grace = min(CANCEL_GRACE, self.timer_c)
@@ -696,7 +853,16 @@ class Proxy:
             self._give_up(br)
 
     def _give_up(self, br: Branch) -> None:
+        br.timer_c = None
         self._branch_failed(br, 408, "Request Timeout")
+        # No final may ever end the client transaction: end it ourselves, after 64*T1 in
+        # which a late 2xx still finds its branch (and so its dialog is recorded).
+        grace = min(CANCEL_GRACE, self.timer_c)
+        br.timer_c = self.io.call_at(self.io.now() + grace, lambda: self._abandon(br))
+
+    def _abandon(self, br: Branch) -> None:
+        br.timer_c = None
+        self._run_client(br, br.tx.abandon())
 
     def _stop_timer_c(self, br: Branch) -> None:
         if br.timer_c is not None:
@@ -790,6 +956,17 @@ def _hostport(host: str, port: int) -> str:
 def _rr(transport: str, host: str, port: int, token: str, r2: bool = False) -> str:
     params = f";transport={transport}" if transport != "udp" else ""
     return f"<sip:{_hostport(host, port)}{params};lr{';r2=on' if r2 else ''};r={token}>"
+
+
+def _contact_key(message: Request | Response) -> str | None:
+    """The uri_key of a message's (first) Contact, None without a usable one."""
+    if not message.has("contact"):
+        return None
+    try:
+        contacts = message.contacts
+    except ParseError:
+        return None
+    return uri_key(contacts[0].uri) if contacts else None
 
 
 def _ignore() -> None:

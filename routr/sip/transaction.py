@@ -190,6 +190,14 @@ class ClientTransaction(Transaction):
         self._timers.clear()
         return [_TIMEOUT, _TERMINATED]
 
+    def abandon(self) -> list[Action]:
+        """Give up without a final response (a proxy's Timer C): end, report nothing."""
+        if self.state is State.TERMINATED:
+            return []
+        self.state = State.TERMINATED
+        self._timers.clear()
+        return [_TERMINATED]
+
     def _retransmit(self, now: float, message: Message | None) -> list[Action]:
         return [Send(self.request)]
 
