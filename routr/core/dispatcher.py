@@ -20,7 +20,7 @@ ALLOW = (
     "REFER, PRACK"
 )
 ACCEPT = "application/sdp, text/plain, message/sipfrag, application/dtmf-relay"
-SUPPORTED = "path, outbound, gruu"
+SUPPORTED = "path"  # only what is implemented: Path (RFC 3327) on registrations
 #: Proxy-Require options we implement (none yet): anything else gets 420 (RFC 3261 §16.3).
 PROXY_EXTENSIONS: frozenset[str] = frozenset()
 

@@ -36,6 +36,7 @@ from routr.sip.transaction import (
     client_key,
     client_transaction,
 )
+from routr.sip.uri import hostport
 
 _log = logging.getLogger("routr.gateways")
 
@@ -295,17 +296,17 @@ class Registration:
         reg_host, reg_port = self.registrar
         tparam = f";transport={self.transport}" if self.transport != "udp" else ""
         headers = [
-            ("Via", f"SIP/2.0/{transport.upper()} {_hostport(host, port)};rport"),
+            ("Via", f"SIP/2.0/{transport.upper()} {hostport(host, port)};rport"),
             ("Max-Forwards", "70"),
             ("From", f"<sip:{self.username}@{self.domain}>;tag={self.tag}"),
             ("To", f"<sip:{self.username}@{self.domain}>"),
             ("Call-ID", self.call_id),
             ("CSeq", f"{self.cseq} REGISTER"),
-            ("Contact", f"<sip:{self.username}@{_hostport(*contact)}{tparam}>"),
+            ("Contact", f"<sip:{self.username}@{hostport(*contact)}{tparam}>"),
             ("Expires", str(expires)),
             ("User-Agent", self.user_agent),
         ]
-        request = make_request("REGISTER", f"sip:{_hostport(reg_host, reg_port)}", headers)
+        request = make_request("REGISTER", f"sip:{hostport(reg_host, reg_port)}", headers)
         self._last = request
         return request
 
@@ -313,7 +314,7 @@ class Registration:
         return {
             "ref": self.ref,
             "name": self.gateway.metadata.name,
-            "registrar": _hostport(*self.registrar),
+            "registrar": hostport(*self.registrar),
             "username": self.username,
             "expires": self.expires,
         }
@@ -365,10 +366,6 @@ def _int(value: str | None) -> int | None:
         return int(value.strip()) if value else None
     except ValueError:
         return None
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # -- outbound registration: the driver ----------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from routr.models.fields import is_ip
 from routr.sip.address import parse_address
-from routr.sip.message import Message, Request
+from routr.sip.message import Message, Request, Response
 from routr.sip.uri import SipURI
 
 
@@ -56,7 +58,8 @@ def fix_contact(message: Message, protocol: str, ip: str, port: int) -> None:
     - WebSocket clients and ``.invalid`` hosts (RFC 7118 §5): always;
     - a request whose top Via is not its source (a client behind NAT: we stamped
       ``received``, or ``rport`` differs from the Via port);
-    - a response whose Contact names an IP address and port other than its source.
+    - a response (not a redirect) whose Contact names a private or loopback address and
+      port other than its source.
     """
     values = message.get_all("contact")
     if len(values) != 1 or values[0] == "*":
@@ -84,6 +87,13 @@ def _unreachable(message: Message, uri: SipURI, protocol: str, ip: str, port: in
         return via.received is not None or (
             via.rport is not None and via.rport != (via.port or 5060)
         )
+    if not isinstance(message, Response) or 300 <= message.status < 400:
+        return False  # a redirect's Contacts are targets, not the sender
     if not is_ip(uri.host_key):
+        return False
+    # Only a private or loopback Contact that is not the source is a NAT sign: a public
+    # one from elsewhere is a proxy or SBC relaying its callee's answer.
+    address = ipaddress.ip_address(uri.host_key)
+    if not (address.is_private or address.is_loopback):
         return False
     return uri.host_key != ip or (uri.port or 5060) != port

@@ -33,8 +33,10 @@ from routr.data.index import Index
 from routr.location.binding import Binding
 from routr.location.store import LocationStore
 from routr.models.resources import Agent, Gateway, Number, Peer
+from routr.sip.address import parse_address
+from routr.sip.errors import ParseError
 from routr.sip.message import Request, Response
-from routr.sip.uri import SipURI, TelURI
+from routr.sip.uri import SipURI, TelURI, escape_user, host_ref, hostport
 
 _log = logging.getLogger("routr.router")
 
@@ -330,10 +332,10 @@ class Router:
         spec = gateway.spec
         transport = spec.transport
         port = spec.port or (5061 if transport in ("tls", "wss") else 5060)
-        hostport = _hostport(spec.host, spec.port) if spec.port else _host(spec.host)
+        where = hostport(spec.host, spec.port) if spec.port else host_ref(spec.host)
         tparam = f";transport={transport}" if transport != "udp" else ""
-        uri = f"sip:{user}@{hostport}{tparam}"
-        identity = f"<sip:{number.spec.location.telUrl.split(':', 1)[-1]}@{_host(spec.host)}>"
+        uri = f"sip:{escape_user(user)}@{where}{tparam}"
+        identity = f"<sip:{number.spec.location.telUrl.split(':', 1)[-1]}@{host_ref(spec.host)}>"
         rpid = f"{identity};screen=yes;party=calling" + (";privacy=full" if private else "")
         headers = [*add, ("P-Asserted-Identity", identity), ("Remote-Party-ID", rpid)]
         credentials = None
@@ -391,6 +393,18 @@ def _privacy(request: Request, caller: Caller) -> tuple[list[tuple[str, str]], t
 
 
 def _target(binding: Binding, add: list[tuple[str, str]], remove: tuple[str, ...]) -> Target:
+    """A binding as a branch. With a Path (RFC 3327) the request goes through the proxies
+    the REGISTER came through: their Path values become Route headers, the first one the
+    next hop."""
+    for value in binding.path:
+        try:
+            first = parse_address(value).uri
+        except ParseError:
+            continue
+        if isinstance(first, SipURI):
+            routes = [("Route", v) for v in binding.path]
+            return Target(binding.contact, Hop.from_uri(first), [*routes, *add], remove)
+        break
     transport, host, port, conn_id = binding.next_hop()
     return Target(binding.contact, Hop(transport, host, port, conn_id), list(add), remove)
 
@@ -398,11 +412,3 @@ def _target(binding: Binding, add: list[tuple[str, str]], remove: tuple[str, ...
 def _log_reject(strategy: str, status: int, reason: str) -> Decision:
     _log.debug("%s: %d %s", strategy, status, reason)
     return Decision.reject(status, reason)
-
-
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"{_host(host)}:{port}"

@@ -274,3 +274,28 @@ def _params(text: str) -> dict[str, str | None]:
         name, eq, value = piece.partition("=")
         params[name.lower()] = value if eq else None
     return params
+
+
+def host_ref(host: str) -> str:
+    """``host`` as it goes in a URI or Via: IPv6 addresses in brackets."""
+    return f"[{host}]" if ":" in host and host[:1] != "[" else host
+
+
+def hostport(host: str, port: int) -> str:
+    """``host:port``, with IPv6 addresses in brackets."""
+    return f"{host_ref(host)}:{port}"
+
+
+# RFC 3261 §25.1 user = 1*( unreserved / escaped / user-unreserved ).
+_USER_SAFE = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+$,;?/"
+)
+
+
+def escape_user(user: str) -> str:
+    """The user part of a SIP URI with every character that needs it ``%HH``-escaped."""
+    if all(ch in _USER_SAFE for ch in user):
+        return user
+    return "".join(
+        ch if ch in _USER_SAFE else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in user
+    )

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from routr.transport.manager import TransportManager
 
 _log = logging.getLogger("routr.transport")
+#: Bytes queued for a peer before we give up on it.
+WRITE_LIMIT = 1 << 20
 
 
 class StreamConnection(Connection, asyncio.Protocol):
@@ -64,8 +66,16 @@ class StreamConnection(Connection, asyncio.Protocol):
         self._manager.unregister(self)
 
     def send(self, data: bytes) -> None:
-        if self._transport is not None and not self.closed:
-            self._transport.write(data)
+        transport = self._transport
+        if transport is None or self.closed:
+            return
+        if transport.get_write_buffer_size() > WRITE_LIMIT:
+            # A peer that does not read must not make us buffer without end.
+            _log.info("closing %r: it reads nothing (%d bytes waiting)", self,
+                      transport.get_write_buffer_size())  # fmt: skip
+            self.abort()
+            return
+        transport.write(data)
 
     def close(self) -> None:
         if self._transport is not None and not self.closed:

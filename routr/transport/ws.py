@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from routr.transport.manager import TransportManager
 
 _log = logging.getLogger("routr.transport")
+#: Messages queued for a WebSocket peer before we give up on it.
+QUEUE_LIMIT = 1000
 
 
 class WsConnection(Connection):
@@ -32,8 +34,15 @@ class WsConnection(Connection):
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     def send(self, data: bytes) -> None:
-        if not self.closed:
-            self._queue.put_nowait(data)
+        if self.closed:
+            return
+        if self._queue.qsize() > QUEUE_LIMIT:
+            # A browser that does not read must not make us queue without end.
+            _log.info("closing %r: it reads nothing (%d messages waiting)", self,
+                      self._queue.qsize())  # fmt: skip
+            self.close()
+            return
+        self._queue.put_nowait(data)
 
     def close(self) -> None:
         if not self.closed:
