@@ -485,3 +485,37 @@ def test_sipp_calls_through_the_proxy(start, tmp_path, caller_tp, callee_tp, rec
         entries = [e for line in rr for e in line.split(":", 1)[1].split(",")]
         expected = 0 if not record_route else (1 if caller_tp == callee_tp else 2)
         assert len(entries) == expected, invite
+
+
+def test_learnt_record_route_token_does_not_relay_to_a_gateway(start, ua):
+    """Toll fraud: anyone may call a local AOR and learn our Record-Route token from the
+    200; an in-dialog INVITE with that token, the same Call-ID and a Request-URI at a
+    gateway is refused (403), while the real dialog's BYE still goes through."""
+    routr = start({"recordRoute": True})
+    caller, callee, gateway = ua(), ua(), ua()
+    bind(routr, callee.contact("1002"))
+    call = Call(caller, udp(routr), CALLEE, "sip:stranger@elsewhere.example")
+    call.invite()
+    rx = callee.wait(is_request("INVITE"))
+    callee.reply(rx, 200, to_tag="legit")
+    assert call.final().status == 200
+    call.in_dialog("ACK")
+    callee.wait(is_request("ACK"))
+    for to_tag in ("legit", "forged"):
+        fraud = Call(caller, udp(routr), CALLEE, "sip:stranger@elsewhere.example",
+                     call_id=call.call_id, from_tag=call.from_tag)  # fmt: skip
+        fraud.to_tag, fraud.route_set = to_tag, call.route_set
+        fraud.remote_target = f"sip:+19005551234@127.0.0.1:{gateway.port}"
+        fraud.cseq = call.cseq + 10
+        fraud.in_dialog("INVITE")
+        cseq = fraud.cseq
+        response = fraud.wait(
+            lambda m, n=cseq: final_response("INVITE")(m) and m.cseq.number == n
+        ).response
+        assert (response.status, response.reason) == (403, "Dialog Not Known Here")
+    call.in_dialog("BYE")
+    bye = callee.wait(is_request("BYE"))
+    callee.reply(bye, 200)
+    assert call.wait(final_response("BYE")).response.status == 200
+    barrier(routr, callee)
+    assert gateway.count(is_request("INVITE")) == 0
