@@ -36,7 +36,7 @@ from routr.sip.transaction import (
     server_key,
     server_transaction,
 )
-from routr.sip.uri import SipURI, parse_uri
+from routr.sip.uri import SipURI, hostport, parse_uri
 
 _log = logging.getLogger("routr.proxy")
 
@@ -46,6 +46,7 @@ DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 #: In-dialog requests whose 2xx refreshes the remote targets (RFC 3261 §12.2, RFC 3311).
 TARGET_REFRESH = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY"})
 STREAM = frozenset({"tcp", "tls", "ws", "wss"})
+WEBSOCKET = frozenset({"ws", "wss"})
 
 
 class Hop:
@@ -185,8 +186,8 @@ class Context:
     """A request being proxied: its server transaction and its branches."""
 
     __slots__ = ("best", "branches", "challenges", "dialog", "dialog_side", "early",
-                 "final_sent", "final_status", "loop_hash", "request", "source", "timer",
-                 "tx")  # fmt: skip
+                 "final_sent", "final_status", "loop_hash", "record_routed", "request",
+                 "source", "timer", "tx")  # fmt: skip
 
     def __init__(self, request: Request, source: Any, tx: ServerTransaction) -> None:
         self.request = request
@@ -202,6 +203,7 @@ class Context:
         self.dialog: Dialog | None = None  # the dialog an in-dialog request was checked in
         self.dialog_side = 0  # which side of it sent the request
         self.early: list[Dialog] = []  # early dialogs made by 1xx to this request
+        self.record_routed = False  # we put our Record-Route in (some branch of) it
 
 
 class Proxy:
@@ -470,8 +472,19 @@ class Proxy:
         for name, value in target.add_headers:
             out.add(name, value)
         local = self.io.via_for(hop)
-        if self.record_route and request.method in DIALOG_METHODS and request.to.tag is None:
+        if (
+            request.method in DIALOG_METHODS
+            and request.to.tag is None
+            and (
+                self.record_route
+                or hop.transport in WEBSOCKET
+                or _protocol(ctx.source) in WEBSOCKET
+            )
+        ):
+            # WebSocket clients can be reached only down their own connection, and send
+            # everything (ACK, BYE) to us: their dialogs must go through us (RFC 7118).
             self._add_record_route(out, ctx, *local)
+            ctx.record_routed = True
         self._push_via(out, ctx.loop_hash, local)
         shift = self.cseq_shifts.of(request)
         if shift:
@@ -489,7 +502,7 @@ class Proxy:
         """Our Via on top, its branch prefixed by the loop hash of the received request."""
         transport, host, port = local
         branch = f"{MAGIC_COOKIE}{loop_hash}.{next(self._seq):x}"
-        value = f"SIP/2.0/{transport.upper()} {_hostport(host, port)};branch={branch};rport"
+        value = f"SIP/2.0/{transport.upper()} {hostport(host, port)};branch={branch};rport"
         out.add("Via", value, first=True)
 
     def _add_record_route(
@@ -666,7 +679,7 @@ class Proxy:
                     dialog.sides[1 - ctx.dialog_side].contact = theirs
             return
         from_tag = request.from_.tag
-        if not (self.record_route and request.method in DIALOG_METHODS and from_tag):
+        if not (ctx.record_routed and request.method in DIALOG_METHODS and from_tag):
             return
         if request.to.tag is not None:
             return  # not a request we record-routed
@@ -946,16 +959,16 @@ class Proxy:
 
 
 def source_reliable(source: Any) -> bool:
-    return getattr(source, "protocol", "udp") in STREAM
+    return _protocol(source) in STREAM
 
 
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _protocol(source: Any) -> str:
+    return str(getattr(source, "protocol", "udp"))
 
 
 def _rr(transport: str, host: str, port: int, token: str, r2: bool = False) -> str:
     params = f";transport={transport}" if transport != "udp" else ""
-    return f"<sip:{_hostport(host, port)}{params};lr{';r2=on' if r2 else ''};r={token}>"
+    return f"<sip:{hostport(host, port)}{params};lr{';r2=on' if r2 else ''};r={token}>"
 
 
 def _contact_key(message: Request | Response) -> str | None:
