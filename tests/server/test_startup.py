@@ -95,19 +95,18 @@ def test_port_in_use_is_one_line_and_exit_1(tmp_path):
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_pkcs12_keystore_serves_tls(tmp_path, cert_files, client_ssl):
+def write_pkcs12(folder: Path, cert_files: dict[str, str], password: bytes) -> Path:
+    """The PEM test certificate and key as a PKCS#12 keystore."""
     key = load_pem_private_key(Path(cert_files["keyFile"]).read_bytes(), None)
     cert = load_pem_x509_certificate(Path(cert_files["certFile"]).read_bytes())
-    store = tmp_path / "sip.p12"
-    store.write_bytes(
-        pkcs12.serialize_key_and_certificates(
-            b"sip",
-            key,
-            cert,
-            None,
-            BestAvailableEncryption(b"changeit"),  # type: ignore[arg-type]
-        )
-    )
+    store = folder / "sip.p12"
+    encryption = BestAvailableEncryption(password)
+    store.write_bytes(pkcs12.serialize_key_and_certificates(b"sip", key, cert, None, encryption))  # type: ignore[arg-type]
+    return store
+
+
+def test_pkcs12_keystore_serves_tls(tmp_path, cert_files, client_ssl):
+    store = write_pkcs12(tmp_path, cert_files, b"changeit")
     context = {"keyStore": str(store), "keyStorePassword": "changeit", "keyStoreType": "pkcs12"}
     proc = RoutrProcess(tmp_path, ("tls",), {"securityContext": context}).start()
     try:
@@ -119,18 +118,7 @@ def test_pkcs12_keystore_serves_tls(tmp_path, cert_files, client_ssl):
 
 
 def test_wrong_keystore_password_is_refused(tmp_path, cert_files):
-    key = load_pem_private_key(Path(cert_files["keyFile"]).read_bytes(), None)
-    cert = load_pem_x509_certificate(Path(cert_files["certFile"]).read_bytes())
-    store = tmp_path / "sip.p12"
-    store.write_bytes(
-        pkcs12.serialize_key_and_certificates(
-            b"sip",
-            key,
-            cert,
-            None,
-            BestAvailableEncryption(b"right"),  # type: ignore[arg-type]
-        )
-    )
+    store = write_pkcs12(tmp_path, cert_files, b"right")
     config = {
         "spec": {
             "bindAddr": "127.0.0.1",
