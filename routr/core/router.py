@@ -125,29 +125,26 @@ class Sessions:
             self._counts[key] = self._counts.get(key, 0) + 1
 
     def on_response(self, response: Response) -> None:
-        """A response from the network: a final answer to an INVITE starts or ends a call."""
+        """A response from the network: a final answer to an INVITE starts or ends a call,
+        one to a BYE ends it. Counting the BYE's answer, not the BYE, means only a BYE
+        that was relayed (so inside a dialog we recorded) can lower a binding's count."""
         if response.status < 200:
             return
         try:
             call = self._calls.get(response.call_id)
-            if call is None or response.cseq.method != "INVITE":
-                return
+            method = response.cseq.method
         except ValueError:  # ParseError is a ValueError: a broken response counts nothing
             return
+        if call is None or method not in ("INVITE", "BYE"):
+            return
         now = self.clock()
-        if response.status < 300:
+        if method == "BYE":
+            self._end(call, now)
+        elif response.status < 300:
             if call[2] == self.PENDING:
                 call[2], call[3] = self.UP, now + self.call_ttl
         elif call[2] == self.PENDING:
             self._end(call, now)
-
-    def on_request(self, request: Request) -> None:
-        """A request from the network: BYE ends its call."""
-        if request.method != "BYE":
-            return
-        call = self._calls.get(request.call_id)
-        if call is not None:
-            self._end(call, self.clock())
 
     def _end(self, call: list[Any], now: float) -> None:
         if call[2] != self.DONE:

@@ -283,8 +283,7 @@ class Server:
         )
 
     async def _proxy_request(self, request: Request, source: object) -> None:
-        assert self.sip.proxy is not None and self.sip.sessions is not None
-        self.sip.sessions.on_request(request)  # a BYE ends a call (least-sessions)
+        assert self.sip.proxy is not None
         await self.sip.proxy.on_request(request, source)
 
     async def _follow_gateways(self) -> None:

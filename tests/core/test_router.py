@@ -368,8 +368,11 @@ async def test_least_sessions_picks_the_least_busy_binding(
     sessions.on_response(_final(calls[1], 486))  # ended: that binding is free again
     nxt = uris(await router(invite("sip:lbp@sip.local", "sip:x@e.net"), Source()))[0]
     assert nxt == chosen[1]
-    # A BYE frees the established call.
-    sessions.on_request(invite("sip:lbp@sip.local", call_id=calls[0].call_id, method="BYE"))
+    # The answer to a relayed BYE frees the established call (the BYE alone does not: it
+    # may be refused, and anyone can send one).
+    bye = invite("sip:lbp@sip.local", call_id=calls[0].call_id, method="BYE")
+    assert sessions.count("sip:lbp@sip.local", chosen[0]) == 1
+    sessions.on_response(_final(bye, 200))
     assert sessions.count("sip:lbp@sip.local", chosen[0]) == 0
     assert sessions.count("sip:lbp@sip.local", chosen[2]) == 1
 
