@@ -22,7 +22,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +29,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 import pytest
-from support.server import _LISTEN, RoutrProcess
-
-from routr import __version__
+from support.server import RoutrProcess
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT = Path(__file__).with_name("conformance_client.py")
@@ -96,44 +93,13 @@ def _env() -> dict[str, str]:
 
 
 class NamespacedRoutr(RoutrProcess):
-    """``routr-server`` started with ``ip netns exec NS``; keeps the raw JSON log lines."""
+    """``routr-server`` started with ``ip netns exec NS``."""
 
     def __init__(self, workdir: Path, netns: str) -> None:
-        super().__init__(workdir, ("udp", "tcp"), env=_env())
-        self.netns = netns
-        self.raw: list[str] = []
-
-    def start(self, timeout: float = 15.0) -> NamespacedRoutr:
-        cmd = ["ip", "netns", "exec", self.netns, sys.executable, "-m", "routr.server.cli",
-               "--config", str(self.config_path), "--log-format", "json",
-               "--log-level", "debug", *self.args]  # fmt: skip
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=self.workdir,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        super().__init__(
+            workdir, ("udp", "tcp"), env=_env(), launcher=("ip", "netns", "exec", netns)
         )
-        threading.Thread(target=self._pump, daemon=True).start()
-        line = self.wait_for(f"routr {__version__} listening on", timeout)
-        for proto, _, port in _LISTEN.findall(line):
-            self.ports[proto] = int(port)
-        return self
-
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            raw = raw.rstrip("\n")
-            self.raw.append(raw)
-            line = raw
-            try:
-                line = json.loads(raw)["msg"]
-            except (ValueError, KeyError, TypeError):
-                pass
-            self.lines.append(line)
-            self._queue.put(line)
-        self._queue.put(None)
+        self.netns = netns
 
     def problems(self) -> list[str]:
         """Log lines with an exception, a traceback or an error."""

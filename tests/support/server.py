@@ -34,8 +34,10 @@ class RoutrProcess:
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
         data: Path | None = None,
+        launcher: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
+        self.launcher = launcher  # a command prefix, e.g. ("ip", "netns", "exec", NS)
         self.host = host
         config = {
             "apiVersion": "v1beta1",
@@ -50,13 +52,15 @@ class RoutrProcess:
         self.env = {**os.environ, **(env or {})}
         self.args = (*args, "--data", str(data)) if data is not None else args
         self.ports: dict[str, int] = {}
-        self.lines: list[str] = []
+        self.lines: list[str] = []  # log messages (with tracebacks)
+        self.raw: list[str] = []  # the JSON lines as written
         self.proc: subprocess.Popen[str] | None = None
         self._queue: queue.Queue[str | None] = queue.Queue()
 
     def start(self, timeout: float = 15.0) -> RoutrProcess:
-        cmd = [sys.executable, "-m", "routr.server.cli", "--config", str(self.config_path),
-               "--log-format", "json", "--log-level", "debug", *self.args]  # fmt: skip
+        cmd = [*self.launcher, sys.executable, "-m", "routr.server.cli",
+               "--config", str(self.config_path), "--log-format", "json",
+               "--log-level", "debug", *self.args]  # fmt: skip
         self.proc = subprocess.Popen(
             cmd,
             cwd=self.workdir,
@@ -75,6 +79,7 @@ class RoutrProcess:
         assert self.proc is not None and self.proc.stdout is not None
         for raw in self.proc.stdout:
             line = raw.rstrip("\n")
+            self.raw.append(line)
             try:
                 record = json.loads(line)
                 line = record["msg"]
