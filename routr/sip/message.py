@@ -242,19 +242,6 @@ class Message:
     def record_routes(self) -> list[Address]:
         return [parse_address(v) for v in self.get_all("record-route")]
 
-    @property
-    def transaction_key(self) -> str:
-        """Branch + sent-by + method of the top Via (RFC 3261 §17.2.3).
-
-        CANCEL and ACK share the branch of their INVITE but form their own server
-        transactions, so the method is part of the key (ACK maps to INVITE's one).
-        """
-        via = self.via
-        method = self.cseq.method
-        if method == "ACK":
-            method = "INVITE"
-        return f"{via.branch}|{via.host_key}:{via.port}|{method}"
-
     # -- serialization ------------------------------------------------------------------
 
     def start_line(self) -> str:  # pragma: no cover - subclasses override

@@ -39,6 +39,7 @@ from typing import Any
 
 from routr.sip.errors import ParseError
 from routr.sip.message import Request, Response, parse_message
+from routr.sip.transaction import server_key
 
 CORPORA = ("rfc4475", "rfc5118")
 _VIA_LINE = re.compile(
@@ -81,7 +82,7 @@ def inspect(data: bytes) -> tuple[str | None, str | None, str | None]:
         msg = parse_message(data, datagram=True)
         if isinstance(msg, Request):
             msg.check()
-            return msg.call_id, msg.transaction_key, str(msg.uri)
+            return msg.call_id, server_key(msg), str(msg.uri)
     except ParseError:
         pass
     return call_id, None, None

@@ -745,15 +745,6 @@ def test_record_routes() -> None:
     assert rrs[1].sip_uri.transport == "tcp"
 
 
-def test_transaction_key() -> None:
-    invite = request(method="INVITE")
-    ack = request(method="ACK")
-    cancel = request(method="CANCEL")
-    assert invite.transaction_key == ack.transaction_key
-    assert invite.transaction_key != cancel.transaction_key
-    assert invite.transaction_key == "z9hG4bKabc|192.0.2.1:5060|INVITE"
-
-
 def test_typed_values_are_cached_and_reset_on_edit() -> None:
     msg = request()
     first = msg.vias

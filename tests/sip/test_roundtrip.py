@@ -247,7 +247,6 @@ def exercise(data: bytes) -> None:
             "record_routes",
             "content_length",
             "expires",
-            "transaction_key",
         ):
             with contextlib.suppress(ParseError):
                 getattr(msg, attr)
