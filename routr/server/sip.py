@@ -237,6 +237,12 @@ class SipService:
         return first.protocol, first.host, first.port
 
     def _udp_local(self, dest_ip: str) -> tuple[str, int]:
+        """The UDP socket to send to ``dest_ip`` from: one of its address family."""
+        assert self.transports is not None
+        v6 = ":" in dest_ip
+        for listener in self.transports.listeners:
+            if listener.protocol == "udp" and (":" in listener.host) == v6:
+                return listener.host, listener.port
         _, host, port = self._listener("udp")
         return host, port
 
