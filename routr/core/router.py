@@ -133,7 +133,7 @@ class Sessions:
         try:
             call = self._calls.get(response.call_id)
             method = response.cseq.method
-        except ValueError:  # ParseError is a ValueError: a broken response counts nothing
+        except ParseError:  # a broken response counts nothing
             return
         if call is None or method not in ("INVITE", "BYE"):
             return

@@ -16,7 +16,7 @@ from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator
 from routr.core.gateways import GatewayRegistry, credentials_at
 from routr.core.guard import Guard
 from routr.core.identity import Identity
-from routr.core.proxy import TIMER_C, Hop, Proxy
+from routr.core.proxy import Hop, Proxy
 from routr.core.registrar import EndpointEvent, Registrar
 from routr.core.router import Router, Sessions
 from routr.data import DataError, LiveIndex, open_provider
@@ -118,12 +118,8 @@ class Server:
         )
         self.sip = sip
         secret = secrets.token_bytes(32)
-        # Test-only knobs: a short nonce lifetime (stale=true seen end to end), and MD5 alone
-        # for SIPp 3.6, which answers only the first challenge and knows no SHA-256.
         nonces = NonceIssuer(
-            secret,
-            float(os.environ.get("ROUTR_TEST_NONCE_LIFETIME", "300")),
-            algorithms=os.environ.get("ROUTR_TEST_DIGEST_ALGORITHMS", "SHA-256,MD5").split(","),
+            secret, spec.security.nonce_lifetime, algorithms=spec.security.digest_algorithms
         )
         failures = AuthFailures(
             spec.security.auth_failure_ban.failures, spec.security.auth_failure_ban.seconds
@@ -172,7 +168,7 @@ class Server:
             record_route=spec.record_route,
             secret=secret,
             server_header=self.config.user_agent,
-            timer_c=spec.ex_timer_c or TIMER_C,
+            timer_c=spec.proxy.timer_c,
             gateway_credentials=lambda hop: credentials_at(live.index, hop.host, hop.port),
         )
         sip.proxy = proxy

@@ -14,7 +14,7 @@ from routr.data.index import Index
 from routr.data.snapshot import Snapshot
 from routr.location import Binding, MemoryStore
 from routr.models.resources import KIND_CLASSES
-from routr.sip.message import Request, Response, make_request
+from routr.sip.message import Request, Response, make_request, parse_message
 
 NOW = 1_000_000.0
 GW_IP = "127.0.0.7"
@@ -393,3 +393,18 @@ async def test_agent_bindings_are_not_load_balanced(router: Router, store: Memor
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.20:5060")
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.21:5060")
     assert len(uris(await router(invite("sip:1002@sip.local"), Source()))) == 2
+
+
+async def test_a_response_with_a_broken_cseq_counts_nothing(
+    router: Router, store: MemoryStore
+) -> None:
+    await _three(store, "sip:lbp@sip.local")
+    call = invite("sip:lbp@sip.local", "sip:x@e.net")
+    await router(call, Source())
+    broken = parse_message(
+        _final(call, 200).to_bytes().replace(b"CSeq: 1 INVITE", b"CSeq: one INVITE")
+    )
+    assert isinstance(broken, Response)
+    router.sessions.on_response(broken)  # neither raises nor changes a count
+    assert sum(router.sessions.count("sip:lbp@sip.local", c) for c in
+               [f"sip:p@10.0.1.{i}:5060" for i in (1, 2, 3)]) == 1  # fmt: skip

@@ -89,7 +89,7 @@ class Registration:
         *,
         transport: str = "UDP",
         via_host: tuple[str, int] | None = None,
-        algorithm: str = "SHA-256",
+        algorithm: str = "MD5",
         auth_user: str | None = None,
     ) -> None:
         self.client = client

@@ -237,7 +237,7 @@ def test_busy_callee_and_ack_absorbed_hop_by_hop(start, ua):
 
 
 def test_timer_c_cancels_a_ringing_branch_then_408(start, ua):
-    routr = start({**NOAUTH, "ex_timerC": 1})
+    routr = start({**NOAUTH, "proxy": {"timerC": 1}})
     caller, callee = ua(), ua()
     bind(routr, callee.contact("1002"))
     call = Call(caller, udp(routr), CALLEE, CALLER)
@@ -252,7 +252,7 @@ def test_timer_c_cancels_a_ringing_branch_then_408(start, ua):
 
 
 def test_timer_c_without_provisional_gives_408(start, ua):
-    routr = start({**NOAUTH, "ex_timerC": 1})
+    routr = start({**NOAUTH, "proxy": {"timerC": 1}})
     caller, callee = ua(), ua()
     bind(routr, callee.contact("1002"))
     call = Call(caller, udp(routr), CALLEE, CALLER)

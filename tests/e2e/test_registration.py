@@ -55,28 +55,47 @@ def contact_of(client: UdpClient | StreamClient, user: str = "1001", transport: 
 # -- challenges and credentials -------------------------------------------------------------
 
 
-def test_first_register_is_challenged_with_sha256_then_md5(routr):
+def test_first_register_is_challenged_with_md5_on_the_defaults(routr):
     with udp(routr) as client:
         reg = Registration(client, "1001", "1234")
         response = client.request(reg.request([contact_of(client)]))
     assert response.status == 401
+    (offered,) = challenges(response)
+    assert offered.algorithm.upper() == "MD5"
+    assert offered.realm == DOMAIN
+    assert "auth" in offered.qop
+    assert not offered.stale
+
+
+SHA256_FIRST = {"security": {"digestAlgorithms": ["SHA-256", "MD5"]}}
+
+
+def test_digest_algorithms_are_offered_in_the_configured_order(tmp_path):
+    with running(tmp_path, spec=SHA256_FIRST) as proc, udp(proc) as client:
+        reg = Registration(client, "1001", "1234")
+        response = client.request(reg.request([contact_of(client)]))
     offered = challenges(response)
     assert [c.algorithm.upper() for c in offered] == ["SHA-256", "MD5"]
-    for c in offered:
-        assert c.realm == DOMAIN
-        assert "auth" in c.qop
-        assert not c.stale
     assert offered[0].nonce == offered[1].nonce
 
 
-@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
-def test_good_credentials_register(routr, algorithm):
-    with udp(routr) as client:
+def _registers(proc: RoutrProcess, algorithm: str) -> None:
+    with udp(proc) as client:
         reg = Registration(client, "1001", "1234", algorithm=algorithm)
         response = reg.send([contact_of(client)], expires=600)
     assert response.status == 200, response.to_bytes()
     assert bound(response) == {f"sip:1001@{hostport(*client.local)}": 600}
-    routr.wait_for(f"endpoint.registered {AOR_1001}")
+    proc.wait_for(f"endpoint.registered {AOR_1001}")
+
+
+def test_good_credentials_register(routr):
+    _registers(routr, "MD5")
+
+
+@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
+def test_good_credentials_register_with_sha256_offered(tmp_path, algorithm):
+    with running(tmp_path, spec=SHA256_FIRST) as proc:
+        _registers(proc, algorithm)
 
 
 def _refused(proc: RoutrProcess, user: str, password: str) -> Response:
@@ -92,7 +111,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(routr):
     for response in (wrong, unknown):
         assert response.status == 401
         assert response.reason == wrong.reason
-        assert [c.algorithm for c in challenges(response)] == ["SHA-256", "MD5"]
+        assert [c.algorithm for c in challenges(response)] == ["MD5"]
         assert not any(c.stale for c in challenges(response))
         # Nothing but the nonce and the tags tells them apart.
         assert sorted(k for k, _, _ in response.headers) == sorted(k for k, _, _ in wrong.headers)
@@ -125,8 +144,8 @@ def test_replayed_nonce_count_is_refused(routr):
 
 def test_stale_nonce_is_challenged_again_with_stale_true(tmp_path):
     lifetime = 1.0
-    env = {"ROUTR_TEST_NONCE_LIFETIME": str(lifetime)}
-    with running(tmp_path, env=env) as proc, udp(proc) as client:
+    spec = {"security": {"nonceLifetime": lifetime}}
+    with running(tmp_path, spec=spec) as proc, udp(proc) as client:
         reg = Registration(client, "1001", "1234")
         assert reg.send([contact_of(client)]).status == 200
         # Wait until the nonce is past its lifetime by the server's own stamp.
@@ -337,9 +356,8 @@ def test_redis_location_is_shared_by_two_servers(tmp_path):
 @pytest.mark.sipp
 @pytest.mark.parametrize(("protocol", "mode"), [("udp", "u1"), ("tcp", "t1")])
 def test_sipp_registers_with_digest(tmp_path, protocol, mode):
-    # SIPp 3.6.1 answers the first challenge only and knows MD5 alone: offer MD5 alone.
-    env = {"ROUTR_TEST_DIGEST_ALGORITHMS": "MD5"}
-    with running(tmp_path / "server", env=env) as proc:
+    # On the defaults: SIPp 3.6.1 answers the first challenge only and knows MD5 alone.
+    with running(tmp_path / "server") as proc:
         _sipp_register(proc, tmp_path, protocol, mode)
 
 

@@ -52,6 +52,10 @@ def test_missing_config_file_is_one_line_and_exit_2(tmp_path):
         ("spec:\n  transport:\n    - {protocol: tls, port: 5061}\n", "certFile"),
         ("spec:\n  transport:\n    - {protocol: carrier-pigeon, port: 1}\n", "protocol"),
         ("spec:\n  bindAddr: not-an-ip\n", "spec.bindAddr"),
+        ("spec:\n  security: {digestAlgorithms: [SHA-1]}\n", "spec.security.digestAlgorithms"),
+        ("spec:\n  security: {digestAlgorithms: []}\n", "spec.security.digestAlgorithms"),
+        ("spec:\n  security: {digestAlgorithms: [MD5, md5]}\n", "listed twice"),
+        ("spec:\n  proxy: {timerC: 0}\n", "spec.proxy.timerC"),
         (
             "spec:\n  securityContext: {keyStore: ks.jks, keyStoreType: jks}\n",
             "keytool -importkeystore",
@@ -65,6 +69,19 @@ def test_bad_config_names_file_key_and_problem(tmp_path, text, needle):
     assert len(lines) == 1, result.stderr
     assert "config.yml" in lines[0] and needle in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_digest_nonce_and_timer_c_keys(tmp_path):
+    assert load_config(None, {}).spec.security.digest_algorithms == ["MD5"]
+    path = tmp_path / "config.yml"
+    path.write_text(
+        "spec:\n  security: {digestAlgorithms: [sha256, MD5], nonceLifetime: 30}\n"
+        "  proxy: {timerC: 90}\n"
+    )
+    spec = load_config(path, {}).spec
+    assert spec.security.digest_algorithms == ["SHA-256", "MD5"]
+    assert spec.security.nonce_lifetime == 30
+    assert spec.proxy.timer_c == 90
 
 
 def test_env_beats_file(tmp_path):
