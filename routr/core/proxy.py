@@ -558,7 +558,7 @@ class Proxy:
         self.io.send(request, hop, _ignore)
 
     def _on_cancel(self, request: Request, source: Any) -> None:
-        invite_key = server_key(request).rsplit("|", 1)[0] + "|INVITE"
+        invite_key = server_key(request, method="INVITE")
         ctx = self.servers.get(invite_key)
         tx = server_transaction(request, source_reliable(source))
         cancel_ctx = Context(request, source, tx)

@@ -428,20 +428,26 @@ def client_transaction(request: Request, reliable: bool) -> ClientTransaction:
 # -- matching (§17.1.3, §17.2.3) -------------------------------------------------------
 
 
-def server_key(request: Request) -> str:
-    """The key a request (or its retransmission, or the ACK of a non-2xx) matches by.
+def server_key(request: Request, method: str | None = None) -> str:
+    """The key a request (or its retransmission, or the ACK of a non-2xx) matches by;
+    ``method`` asks for another method's key (a CANCEL's INVITE).
 
-    RFC 3261 branches: branch, sent-by and method (ACK matches INVITE). Branches without
+    RFC 3261 branches: branch, sent-by and method (ACK matches INVITE), plus Call-ID and
+    CSeq number, which a retransmission repeats: a broken client that reuses a branch for
+    another request (RFC 4475 §3.3.13) gets it handled, not absorbed. Branches without
     the magic cookie fall back to RFC 2543 matching on Request-URI, From tag, Call-ID,
     CSeq number and the top Via; the To tag is left out so a non-2xx ACK, which carries
     the tag our response added, still matches.
     """
     via = request.via
-    method = request.method
+    method = method or request.method
     if method == "ACK":
         method = "INVITE"
     if via.rfc3261_branch:
-        return f"{via.branch}|{via.host_key}:{via.port}|{method}"
+        return (
+            f"{via.branch}|{via.host_key}:{via.port}|{request.call_id}|"
+            f"{request.cseq.number}|{method}"
+        )
     return (
         f"2543|{request.uri_text}|{request.from_.tag}|{request.call_id}|"
         f"{request.cseq.number}|{via}|{method}"

@@ -126,6 +126,19 @@ def test_credentials_for_another_user_are_refused(routr):
     assert response.status == 403
 
 
+def test_a_branch_reused_by_another_register_is_a_new_request(routr):
+    # RFC 4475 §3.3.13: two REGISTERs from one sent-by share a branch but not Call-ID/CSeq.
+    with udp(routr) as client:
+        first = Registration(client, "1001", "1234").request([contact_of(client)])
+        branch = first.split(b";branch=", 1)[1].split(b";", 1)[0]
+        second = Registration(client, "1001", "1234").request([contact_of(client)])
+        old = second.split(b";branch=", 1)[1].split(b";", 1)[0]
+        second = second.replace(old, branch, 1)
+        answers = [client.request(first), client.request(second)]
+    assert [a.status for a in answers] == [401, 401]
+    assert answers[0].call_id != answers[1].call_id
+
+
 def test_replayed_nonce_count_is_refused(routr):
     with udp(routr) as client:
         reg = Registration(client, "1001", "1234")

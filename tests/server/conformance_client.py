@@ -15,10 +15,11 @@ asynchronously: for those we wait for a final answer on the message's Call-ID (b
 ``--timeout``), then send a second OPTIONS. Non-2xx finals to an INVITE are ACKed, so the
 server stops retransmitting them.
 
-Some corpus messages share a transaction id (branch, sent-by, method): cparam01/cparam02,
-escnull/regescrt, the RFC 5118 REGISTERs, longreq over UDP and TCP. To one server the later
-ones are retransmissions of the first (RFC 3261 §17.2.3) and get its answer again; so each
-message goes to the first server (of several started alike) that has not seen its id.
+Some corpus messages share a transaction id (branch, sent-by, Call-ID, CSeq, method), such
+as longreq over UDP and TCP. To one server the later ones are retransmissions of the first
+(RFC 3261 §17.2.3) and get its answer again; so each message goes to the first server (of
+several started alike) that has not seen its id. Messages that share only a branch
+(cparam01/cparam02) are different requests, answered each on its own.
 
 Prints one JSON list on stdout, one object per (message, transport).
 """
