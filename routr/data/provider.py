@@ -17,6 +17,7 @@ from routr.models import Resource, kind_of, public_dict
 from . import integrity
 from .errors import NotFound
 from .filters import compile_filter
+from .passwords import with_hashed_secret
 from .snapshot import Change, Snapshot, diff
 
 log = logging.getLogger(__name__)
@@ -158,11 +159,13 @@ class DataProvider(ABC):
     # --- writes -------------------------------------------------------------------------
 
     async def create(self, resource: Resource) -> Resource:
+        resource = await asyncio.to_thread(with_hashed_secret, resource)
         now = self.clock()
         change = await self._mutate(lambda s: integrity.plan_create(s, resource, now))
         return change.resource
 
     async def update(self, resource: Resource) -> Resource:
+        resource = await asyncio.to_thread(with_hashed_secret, resource)
         now = self.clock()
         change = await self._mutate(lambda s: integrity.plan_update(s, resource, now))
         return change.resource

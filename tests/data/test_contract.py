@@ -15,7 +15,8 @@ from routr.data import (
     NotFound,
     UnfulfilledDependency,
 )
-from routr.models import Agent, Domain, Number, parse_resource, public_dict
+from routr.data.passwords import verify_secret
+from routr.models import Agent, Domain, Number, User, parse_resource, public_dict
 
 
 async def seed(p: DataProvider) -> None:
@@ -210,3 +211,27 @@ async def test_another_instance_sees_writes(
         assert isinstance(await provider.get("Domain", "dm-two"), Domain)
     finally:
         await other.close()
+
+
+async def test_user_secrets_are_stored_hashed(provider: DataProvider) -> None:
+    created = await provider.create(user())
+    assert isinstance(created, User)
+    fetched = await provider.get("User", created.ref)
+    assert isinstance(fetched, User)
+    stored = fetched.spec.credentials.secret
+    assert stored.startswith("$argon2id$") and "changeit" not in stored
+    assert verify_secret(stored, "changeit") and not verify_secret(stored, "changeit!")
+    # An update that carries the hash keeps it: no hash of a hash.
+    again = await provider.update(fetched)
+    assert isinstance(again, User) and again.spec.credentials.secret == stored
+    # Agents keep their secret as written: digest needs it.
+    await provider.create(domain())
+    await provider.create(agent("1001", ("sip.local",)))
+    found = await provider.find_by_key("Agent", "1001@sip.local")
+    assert isinstance(found, Agent) and found.spec.credentials.secret == "1234"
+
+
+def test_hand_written_plain_secrets_still_verify() -> None:
+    assert verify_secret("changeit", "changeit")
+    assert not verify_secret("changeit", "change")
+    assert not verify_secret("$argon2id$broken", "x")
