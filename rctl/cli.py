@@ -1,4 +1,4 @@
-"""``rctl``: kubectl-style client of the routr REST API (SPEC.md §6).
+"""``rctl``: kubectl-style client of the routr REST API..
 
 The REST API is not built yet; until it is, rctl only knows ``version``.
 """

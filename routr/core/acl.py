@@ -148,7 +148,7 @@ class Acl:
 
 
 class DomainAcls:
-    """Each Domain's ``accessControlList`` (SPEC.md §3), compiled once per index.
+    """Each Domain's ``accessControlList``, compiled once per index.
 
     ``index`` returns the current :class:`routr.data.index.Index`; a new index (the data
     changed) drops the compiled ACLs.

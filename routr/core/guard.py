@@ -1,4 +1,4 @@
-"""Source bans (SPEC.md §2 ``security``): floods, password guessing, known scanners.
+"""Source bans (config ``spec.security``): floods, password guessing, known scanners.
 
 Sans-IO: every decision takes ``now``. The server asks :meth:`Guard.admit` for each packet
 before parsing it, so a banned source costs a dict look-up and nothing more.

@@ -157,7 +157,7 @@ class Registrar:
         if not local and (to_user is None or index.peer(to_user) is None):
             return request.response(403, "Forbidden (not a local domain)")
         if local and not self.acls.allowed(realm, source.ip):
-            # A REGISTER is a request into the domain: its ACL applies (SPEC.md §4).
+            # A REGISTER is a request into the domain: its ACL applies too.
             return request.response(403, "Forbidden By Domain ACL")
         creds = find_credentials(request, "authorization", realm)
         if creds is None:

@@ -1,4 +1,4 @@
-"""The routing table of SPEC.md §4: who calls whom decides the strategy, resources decide
+"""The routing table: who calls whom decides the strategy, resources decide
 the targets. Configured, not programmed.
 
 | caller            | callee                                  | strategy                    |

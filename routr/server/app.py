@@ -232,7 +232,7 @@ class Server:
         await self._ensure_admin()
 
     async def _ensure_admin(self) -> None:
-        """First start with no User: create ``admin`` (SPEC.md §1)."""
+        """First start with no User: create ``admin`` (its secret stored hashed)."""
         assert self.provider is not None
         page = await self.provider.list("User", items_per_page=1)
         if page.total:

@@ -1,4 +1,4 @@
-"""The routing table of SPEC.md §4, row by row, with a real Index and a memory store."""
+"""The routing table of routr.core.router, row by row, with a real Index and a memory store."""
 
 from __future__ import annotations
 

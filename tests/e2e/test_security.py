@@ -269,7 +269,7 @@ def test_agent_invite_to_an_outside_domain_without_egress_is_403(routr):
 
 
 def test_stranger_may_reach_a_local_user_without_credentials(routr):
-    # Inbound to a local AOR is allowed (SPEC.md §4, as Kamailio's default).
+    # Inbound to a local AOR is allowed (as in Kamailio's default configuration).
     with udp(routr) as phone:
         assert register(phone).status == 200
         with message_from_outside((routr.host, routr.ports["udp"]), f"sip:1001@{DOMAIN}") as s:
