@@ -20,6 +20,7 @@ from routr.models import dump_manifest as _dump
 from . import integrity
 from .errors import BrokenSource
 from .provider import DataProvider, Plan
+from .secrets import folder_secret
 from .snapshot import Change, Snapshot
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,10 @@ class FilesProvider(DataProvider):
             change = await asyncio.to_thread(self._mutate_locked, plan)
             self._set_snapshot(self._build())
         return change
+
+    async def shared_secret(self) -> bytes:
+        """Kept beside the resource files, so every process on this folder shares it."""
+        return await asyncio.to_thread(folder_secret, self.path)
 
     def _mutate_locked(self, plan: Plan) -> Change:
         """Read, check, write under the folder lock. Runs in a thread."""

@@ -176,6 +176,11 @@ class DataProvider(ABC):
         change = await self._mutate(lambda s: integrity.plan_delete(s, kind, ref))
         return change.resource
 
+    async def shared_secret(self) -> bytes | None:
+        """The deployment's master secret, created on first use; None when this source
+        cannot keep one (see ``routr.data.secrets``)."""
+        return None
+
     # --- change notifications -----------------------------------------------------------
 
     def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "routr:data:changes"
 VERSION_KEY = "routr:data:version"
+SECRET_KEY = "routr:secret"
 _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -165,6 +167,13 @@ class RedisProvider(DataProvider):
         pipe.incr(VERSION_KEY)
         note = {"node": self._node, "type": change.type, "kind": change.kind, "ref": ref}
         pipe.publish(CHANNEL, json.dumps(note))
+
+    async def shared_secret(self) -> bytes | None:
+        """One secret for every node on this Redis: the first to start sets it."""
+        async with self._errors():
+            await self._client.set(SECRET_KEY, secrets.token_hex(32), nx=True)
+            value = await self._client.get(SECRET_KEY)
+        return str(value).encode()
 
     # --- following other nodes ----------------------------------------------------------
 

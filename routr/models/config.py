@@ -175,6 +175,8 @@ class Security(_Model):
         default_factory=_md5_only, min_length=1, alias="digestAlgorithms"
     )
     nonce_lifetime: float = Field(default=300, gt=0, le=86400, alias="nonceLifetime")
+    # Master of the nonce and Record-Route keys; by default kept in the data source.
+    secret: str | None = Field(default=None, min_length=16, max_length=1024)
 
     @field_validator("digest_algorithms", mode="before")
     @classmethod
@@ -314,6 +316,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], Any]] = {
     "REST_SERVICE_PORT": (("spec", "restService", "port"), str),
     "REST_SERVICE_UNSECURED": (("spec", "restService", "unsecured"), _boolean),
     "USER_AGENT": (("metadata", "userAgent"), str),
+    "ROUTR_SECRET": (("spec", "security", "secret"), str),
 }
 
 

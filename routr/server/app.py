@@ -21,6 +21,7 @@ from routr.core.registrar import EndpointEvent, Registrar
 from routr.core.router import Router, Sessions
 from routr.data import DataError, LiveIndex, open_provider
 from routr.data.provider import DataProvider
+from routr.data.secrets import load_secrets
 from routr.location import LocationStore, open_store
 from routr.models.config import Config
 from routr.models.resources import User
@@ -117,9 +118,10 @@ class Server:
             acl=global_acl,
         )
         self.sip = sip
-        secret = secrets.token_bytes(32)
+        assert self.provider is not None
+        keys = await load_secrets(self.provider, spec.security.secret)
         nonces = NonceIssuer(
-            secret, spec.security.nonce_lifetime, algorithms=spec.security.digest_algorithms
+            keys.nonce_key, spec.security.nonce_lifetime, algorithms=spec.security.digest_algorithms
         )
         failures = AuthFailures(
             spec.security.auth_failure_ban.failures, spec.security.auth_failure_ban.seconds
@@ -166,7 +168,7 @@ class Server:
             sip,
             router,
             record_route=spec.record_route,
-            secret=secret,
+            secret=keys.route_key,
             server_header=self.config.user_agent,
             timer_c=spec.proxy.timer_c,
             gateway_credentials=lambda hop: credentials_at(live.index, hop.host, hop.port),

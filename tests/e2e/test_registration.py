@@ -331,6 +331,22 @@ def _redis_or_skip(db: int):
     return client
 
 
+def test_servers_on_one_data_folder_accept_each_others_nonces(tmp_path):
+    # The nonce key is kept in the data folder: a challenge from one server is answered
+    # to the other (two processes, or two nodes behind one name).
+    data = standard_data(tmp_path / "data")
+    with (
+        running(tmp_path / "a", data=data) as a,
+        running(tmp_path / "b", data=data) as b,
+        udp(a) as to_a,
+        udp(b) as to_b,
+    ):
+        reg = Registration(to_a, "1001", "1234")
+        reg.take_challenge(to_a.request(reg.request([contact_of(to_a)])))
+        response = to_b.request(reg.request([contact_of(to_b)], authorization=reg.credentials()))
+    assert response.status == 200, response.to_bytes()
+
+
 def test_redis_location_is_shared_by_two_servers(tmp_path):
     db = 12
     redis_client = _redis_or_skip(db)

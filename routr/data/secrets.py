@@ -1,0 +1,84 @@
+"""The server's own keys (Record-Route tokens, digest nonces), shared by every process and
+node of one deployment so that each accepts what another issued.
+
+One master secret is kept where the deployment's data is: a ``.routr-secret`` file in the
+files provider's folder (mode 0600), a Redis key with the Redis provider, or given in the
+config (``spec.security.secret``, env ``ROUTR_SECRET``). Each use gets its own key derived
+from it, so a key learnt from one use says nothing of the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from .provider import DataProvider
+
+log = logging.getLogger(__name__)
+
+SECRET_FILE = ".routr-secret"
+_MASTER_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Keys derived from one master secret; ``source`` says where the master lives."""
+
+    route_key: bytes
+    nonce_key: bytes
+    source: str
+
+    @classmethod
+    def derive(cls, master: bytes, source: str) -> Secrets:
+        def key(label: bytes) -> bytes:
+            return hmac.new(master, b"routr " + label, hashlib.sha256).digest()
+
+        return cls(key(b"record-route"), key(b"nonce"), source)
+
+
+def folder_secret(folder: Path) -> bytes:
+    """The master secret in ``folder``, created (exclusively, 0600) on first use; of
+    several processes starting together, one creates it and the others read it."""
+    path = folder / SECRET_FILE
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path)
+    value = secrets.token_hex(_MASTER_BYTES)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(value + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return value.encode()
+
+
+def _read_secret(path: Path) -> bytes:
+    # A process that lost the creation race may read before the winner has written.
+    for _ in range(100):
+        value = path.read_text(encoding="ascii").strip()
+        if value:
+            return value.encode()
+        os.sched_yield()
+    raise OSError(f"{path}: empty secret file")
+
+
+async def load_secrets(provider: DataProvider, configured: str | None = None) -> Secrets:
+    """The deployment's keys: from the config, else from the data source, else (a data
+    source that cannot keep one) random for this process alone, which is logged."""
+    if configured:
+        return Secrets.derive(configured.encode(), "config")
+    master = await provider.shared_secret()
+    if master is not None:
+        return Secrets.derive(master, provider.name)
+    log.warning(
+        "%s keeps no shared secret: nonces and Record-Routes of this process are not "
+        "accepted by others (set spec.security.secret to share them)",
+        provider.name,
+    )
+    return Secrets.derive(secrets.token_bytes(_MASTER_BYTES), "this process")
