@@ -22,21 +22,7 @@ def stamp_via(request: Request, ip: str, port: int) -> None:
         params["rport"] = str(port)
         changed = True
     if changed:
-        _replace_top_via(request, str(via))
-
-
-def _replace_top_via(request: Request, value: str) -> None:
-    vias = request.vias
-    for i, (key, name, raw) in enumerate(request.headers):
-        if key == "via":
-            if "," in raw:
-                rest = raw.split(",", 1)[1].strip()  # Via values hold no quoted commas
-                request.headers[i] = (key, name, f"{value}, {rest}")
-            else:
-                request.headers[i] = (key, name, value)
-            break
-    # The edit did not change the parsed values: keep the cache instead of reparsing.
-    request._vias = vias
+        request.write_top_via()
 
 
 def reply_address(request: Request, source_ip: str, source_port: int) -> tuple[str, int]:

@@ -145,6 +145,21 @@ class Message:
                 return values[0]
         return None
 
+    def write_top_via(self) -> None:
+        """Write the top Via back to the raw headers after its parameters were edited in
+        place (``received``/``rport``); the parsed Vias stay cached, being what was written."""
+        vias = self.vias
+        if not vias:
+            raise ParseError("Missing Via")
+        value = str(vias[0])
+        for i, (key, name, raw) in enumerate(self.headers):
+            if key == "via":
+                if "," in raw:
+                    rest = raw.split(",", 1)[1].strip()  # Via values hold no quoted commas
+                    value = f"{value}, {rest}"
+                self.headers[i] = (key, name, value)
+                break
+
     # -- typed access (parsed on first use, cached until the next edit) ----------------
 
     @property

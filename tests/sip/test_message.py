@@ -1076,3 +1076,29 @@ def test_response_to_malformed_request_still_works() -> None:
     assert resp.status == 400
     assert resp.to.tag
     assert resp.via.branch == "z9hG4bK1"
+
+
+def test_write_top_via_keeps_the_rest_and_the_cache() -> None:
+    request = make_request(
+        "OPTIONS",
+        "sip:bob@example.com",
+        [
+            (
+                "Via",
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport, SIP/2.0/TCP p.example;branch=z9hG4bKb",
+            ),
+            ("Via", "SIP/2.0/UDP q.example;branch=z9hG4bKc"),
+            ("Call-ID", "c@x"),
+            ("CSeq", "1 OPTIONS"),
+        ],
+    )
+    vias = request.vias
+    vias[0].params["received"] = "192.0.2.9"
+    vias[0].params["rport"] = "4000"
+    request.write_top_via()
+    assert request.vias is vias  # no reparse
+    wire_text = request.to_bytes().decode()
+    assert "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport=4000;received=192.0.2.9, " in wire_text
+    again = parse_message(request.to_bytes())
+    assert [v.branch for v in again.vias] == ["z9hG4bKa", "z9hG4bKb", "z9hG4bKc"]
+    assert again.via.received == "192.0.2.9" and again.via.rport == 4000
