@@ -1085,7 +1085,8 @@ def test_write_top_via_keeps_the_rest_and_the_cache() -> None:
         [
             (
                 "Via",
-                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport, SIP/2.0/TCP p.example;branch=z9hG4bKb",
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport, "
+                "SIP/2.0/TCP p.example;branch=z9hG4bKb",
             ),
             ("Via", "SIP/2.0/UDP q.example;branch=z9hG4bKc"),
             ("Call-ID", "c@x"),
