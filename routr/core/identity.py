@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 from routr.sip.uri import URI, SipURI
 
 _DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
@@ -19,19 +17,11 @@ class Identity:
         self.ports = ports
 
     @classmethod
-    def discover(cls, bind_addrs: set[str], ports: set[int], extra: set[str]) -> Identity:
-        """Listening addresses, loopback, the host name and its addresses, ``extra``."""
+    def of(cls, bind_addrs: set[str], ports: set[int], extra: set[str]) -> Identity:
+        """Listening addresses, loopback and ``extra`` (the advertised address, the host's
+        names and addresses, which the I/O layer looks up)."""
         hosts = {"127.0.0.1", "::1", "localhost", *extra}
-        for addr in bind_addrs:
-            if addr not in ("0.0.0.0", "::"):
-                hosts.add(addr)
-        try:
-            name = socket.gethostname()
-            hosts.add(name)
-            for info in socket.getaddrinfo(name, None):
-                hosts.add(str(info[4][0]))
-        except OSError:
-            pass
+        hosts.update(a for a in bind_addrs if a not in ("0.0.0.0", "::"))
         return cls(hosts, ports)
 
     def is_self(self, uri: URI) -> bool:

@@ -30,6 +30,7 @@ from routr.sip.digest import NonceIssuer
 from routr.sip.message import Request, Response
 from routr.transport.base import Source
 from routr.transport.manager import BindError, ListenerSpec, TransportManager
+from routr.transport.routes import host_addresses
 from routr.transport.scheduler import Scheduler
 from routr.transport.tls import TlsConfigError, server_context
 
@@ -102,10 +103,10 @@ class Server:
         live, store = self.live, self.store
 
         specs = self.listener_specs()
-        identity = Identity.discover(
+        identity = Identity.of(
             {s.host for s in specs},
             {s.port for s in specs},
-            {spec.extern_addr} if spec.extern_addr else set(),
+            {*([spec.extern_addr] if spec.extern_addr else []), *await host_addresses()},
         )
         self.scheduler = Scheduler(asyncio.get_running_loop())
         sip = _SipService(

@@ -1,7 +1,9 @@
-"""Which local address the kernel uses to reach a destination (for a wildcard bind)."""
+"""This host's own addresses: which local address the kernel uses to reach a destination
+(for a wildcard bind), and the names and addresses the host answers to."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from functools import lru_cache
 
@@ -17,3 +19,14 @@ def local_ip_for(dest_ip: str) -> str:
             return str(sock.getsockname()[0])
     except OSError:
         return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+
+async def host_addresses() -> set[str]:
+    """The host name and its addresses, resolved off the event loop; nothing when the
+    name does not resolve."""
+    name = socket.gethostname()
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(name, None)
+    except OSError:
+        return {name}
+    return {name, *(str(info[4][0]) for info in infos)}
