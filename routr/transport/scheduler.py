@@ -2,6 +2,10 @@
 
 Transactions, registrations and idle connections all set deadlines here; thousands of
 timers cost one pending loop callback, and cancelling is O(1) (lazy deletion).
+
+Deadlines are on the process's one clock, wall-clock seconds (``time.time``): binding
+expiries and nonce stamps are shared with other processes and nodes, so the core keeps one
+clock that means the same everywhere, and only this module translates to the loop's own.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable
 
 _log = logging.getLogger("routr.timers")
@@ -36,18 +41,26 @@ class Timer:
         self.callback = _noop
 
 
-class Scheduler:
-    """Deadlines in ``loop.time()`` seconds, run by one armed loop callback."""
+# The loop's clock and the wall clock tick apart by float rounding: a timer woken this
+# close to its deadline runs now instead of re-arming for a microsecond.
+_EARLY = 0.001
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+
+class Scheduler:
+    """Deadlines in ``clock()`` seconds, run by one armed loop callback."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float] = time.time
+    ) -> None:
         self._loop = loop
+        self.clock = clock
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._armed: asyncio.TimerHandle | None = None
         self._armed_at = float("inf")
 
     def now(self) -> float:
-        return self._loop.time()
+        return self.clock()
 
     def call_at(self, when: float, callback: Callable[[], object]) -> Timer:
         timer = Timer(when, callback)
@@ -57,7 +70,7 @@ class Scheduler:
         return timer
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
-        return self.call_at(self._loop.time() + delay, callback)
+        return self.call_at(self.clock() + delay, callback)
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -66,13 +79,14 @@ class Scheduler:
         if self._armed is not None:
             self._armed.cancel()
         self._armed_at = when
-        self._armed = self._loop.call_at(when, self._run)
+        delay = max(0.0, when - self.clock())
+        self._armed = self._loop.call_at(self._loop.time() + delay, self._run)
 
     def _run(self) -> None:
         self._armed = None
         self._armed_at = float("inf")
         heap = self._heap
-        now = self._loop.time()
+        now = self.clock() + _EARLY
         while heap and heap[0][0] <= now:
             _, _, timer = heapq.heappop(heap)
             if not timer.cancelled:
