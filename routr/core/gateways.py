@@ -20,12 +20,13 @@ import secrets
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from routr.core.routing import STREAM, Hop, TimerHandle
 from routr.data.index import Index, normalize_ip
 from routr.models.fields import is_ip
 from routr.models.resources import Gateway
 from routr.sip.digest import make_credentials, pick_challenge
 from routr.sip.errors import ParseError
-from routr.sip.message import Request, Response, make_request
+from routr.sip.message import Message, Request, Response, make_request
 from routr.sip.transaction import (
     Action,
     ClientTransaction,
@@ -43,7 +44,6 @@ _log = logging.getLogger("routr.gateways")
 REFRESH_AT: Final = 0.9  # of the granted expires
 RETRY_BASE: Final = 2.0
 RETRY_CAP: Final = 300.0
-STREAM: Final = frozenset({"tcp", "tls", "ws", "wss"})
 
 Event = tuple[str, dict[str, Any]]
 
@@ -371,10 +371,6 @@ def _int(value: str | None) -> int | None:
 # -- outbound registration: the driver ----------------------------------------------------
 
 
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
-
-
 class RegistryIO(Protocol):
     """What the registry needs of the server (``SipService`` has it all)."""
 
@@ -382,12 +378,12 @@ class RegistryIO(Protocol):
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle: ...
 
-    def send(self, message: Any, hop: Any, on_error: Callable[[], None]) -> None: ...
+    def send(self, message: Message, hop: Hop, on_error: Callable[[], None]) -> None: ...
 
-    def via_for(self, hop: Any) -> tuple[str, str, int]: ...
+    def via_for(self, hop: Hop) -> tuple[str, str, int]: ...
 
 
-HopFactory = Callable[[str, str, int], Any]
+HopFactory = Callable[[str, str, int], Hop]
 
 
 class GatewayRegistry:
@@ -412,7 +408,7 @@ class GatewayRegistry:
         self.registrations: dict[tuple[str, str, int], Registration] = {}
         self._specs: dict[tuple[str, str, int], Any] = {}
         self._timers: dict[tuple[str, str, int], TimerHandle] = {}
-        self._txs: dict[str, tuple[ClientTransaction, Registration, Any]] = {}
+        self._txs: dict[str, tuple[ClientTransaction, Registration, Hop]] = {}
         self._tx_timers: dict[str, TimerHandle] = {}
         self._leaving: set[Registration] = set()  # un-REGISTERs waiting for their answer
         self._branches = 0
@@ -547,7 +543,7 @@ class GatewayRegistry:
             self._send(reg, request, hop)
         self._arm(key)
 
-    def _send(self, reg: Registration, request: Request, hop: Any) -> None:
+    def _send(self, reg: Registration, request: Request, hop: Hop) -> None:
         self._branches += 1
         branch = f"z9hG4bK-gw{secrets.token_hex(6)}{self._branches:x}"
         via = request.pop_first("via") or ""

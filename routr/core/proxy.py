@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from routr.core.dialogs import Dialog, Dialogs, Side, uri_key
 from routr.core.gateways import CSeqShifts, authorize, shift_cseq
+from routr.core.routing import STREAM, Decision, Hop, Target, TimerHandle
 from routr.sip.address import MAGIC_COOKIE, parse_address
 from routr.sip.errors import ParseError
 from routr.sip.headers import header_key
@@ -45,87 +46,10 @@ CANCEL_GRACE = 32.0  # 64*T1: how long a cancelled branch may take to answer 487
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 #: In-dialog requests whose 2xx refreshes the remote targets (RFC 3261 §12.2, RFC 3311).
 TARGET_REFRESH = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY"})
-STREAM = frozenset({"tcp", "tls", "ws", "wss"})
 WEBSOCKET = frozenset({"ws", "wss"})
 
 
-class Hop:
-    """Where a message goes next: transport, host (IP or name), port, and a flow id."""
-
-    __slots__ = ("conn_id", "host", "port", "transport")
-
-    def __init__(self, transport: str, host: str, port: int, conn_id: int | None = None) -> None:
-        self.transport = transport
-        self.host = host
-        self.port = port
-        self.conn_id = conn_id
-
-    def __repr__(self) -> str:
-        return f"<Hop {self.transport}:{self.host}:{self.port}>"
-
-    @classmethod
-    def from_uri(cls, uri: SipURI) -> Hop:
-        """The next hop a SIP URI names (RFC 3263 without NAPTR/SRV: transport param,
-        ``sips`` -> TLS, default ports 5060/5061)."""
-        transport = uri.transport or ("tls" if uri.scheme == "sips" else "udp")
-        host = uri.params.get("maddr") or uri.host_key
-        port = uri.port or (5061 if transport in ("tls", "wss") else 5060)
-        return cls(transport, host, port)
-
-
-class Target:
-    """A branch to fork: the Request-URI to set, and optionally its next hop."""
-
-    __slots__ = ("add_headers", "credentials", "hop", "remove_headers", "uri")
-
-    def __init__(
-        self,
-        uri: str,
-        hop: Hop | None = None,
-        add_headers: list[tuple[str, str]] | None = None,
-        remove_headers: tuple[str, ...] = (),
-        *,
-        credentials: tuple[str, str] | None = None,
-    ) -> None:
-        self.uri = uri
-        self.hop = hop
-        self.add_headers = add_headers or []
-        self.remove_headers = remove_headers
-        #: (username, secret) to answer a 401/407 of this target with (a Gateway's).
-        self.credentials = credentials
-
-
-class Decision:
-    """What the router decided: targets to fork to, or a response to answer with."""
-
-    __slots__ = ("headers", "reason", "response", "status", "targets")
-
-    def __init__(
-        self,
-        targets: list[Target] | None = None,
-        status: int = 0,
-        reason: str | None = None,
-        headers: list[tuple[str, str]] | None = None,
-        response: Response | None = None,
-    ) -> None:
-        self.targets = targets or []
-        self.status = status
-        self.reason = reason
-        self.headers = headers or []
-        self.response = response  # a ready answer (a 407 challenge, say)
-
-    @classmethod
-    def reject(
-        cls, status: int, reason: str | None = None, headers: list[tuple[str, str]] | None = None
-    ) -> Decision:
-        return cls(None, status, reason, headers)
-
-
 Router = Callable[[Request, Any], Awaitable[Decision]]
-
-
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
 
 
 class ProxyIO(Protocol):

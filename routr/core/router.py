@@ -28,7 +28,7 @@ from typing import Any
 
 from routr.core.acl import DomainAcls
 from routr.core.auth import RequestAuthenticator
-from routr.core.proxy import Decision, Hop, Target
+from routr.core.routing import Decision, Hop, Target
 from routr.data.index import Index
 from routr.location.binding import Binding
 from routr.location.store import LocationStore

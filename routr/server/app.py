@@ -16,9 +16,10 @@ from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator
 from routr.core.gateways import GatewayRegistry, credentials_at
 from routr.core.guard import Guard
 from routr.core.identity import Identity
-from routr.core.proxy import Hop, Proxy
+from routr.core.proxy import Proxy
 from routr.core.registrar import EndpointEvent, Registrar
 from routr.core.router import Router, Sessions
+from routr.core.routing import Hop
 from routr.data import DataError, LiveIndex, open_provider
 from routr.data.provider import DataProvider
 from routr.data.secrets import load_secrets

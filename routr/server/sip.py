@@ -18,7 +18,8 @@ from routr.core.dispatcher import Dispatcher
 from routr.core.guard import Guard
 from routr.core.identity import Identity
 from routr.core.nat import fix_contact, reply_address, stamp_via
-from routr.core.proxy import Hop, Proxy, TimerHandle
+from routr.core.proxy import Proxy
+from routr.core.routing import Hop, TimerHandle
 from routr.models.fields import is_ip
 from routr.sip.address import Via, parse_via
 from routr.sip.errors import MessageTooLarge, ParseError, VersionNotSupported

@@ -14,7 +14,7 @@ from routr.core.gateways import (
     authorize,
     credentials_at,
 )
-from routr.core.proxy import Hop
+from routr.core.routing import Hop
 from routr.data.index import Index
 from routr.data.snapshot import Snapshot
 from routr.models.resources import Gateway

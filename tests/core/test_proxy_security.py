@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from routr.core.dialogs import Dialogs, Side
-from routr.core.proxy import Decision, Hop, Proxy, Target
+from routr.core.proxy import Proxy
+from routr.core.routing import Decision, Hop, Target
 from routr.sip.message import Message, Request, Response, make_request
 from routr.sip.uri import SipURI
 

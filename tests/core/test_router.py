@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from support.data import agent, domain, gateway, number, peer
 
-from routr.core.proxy import Decision
 from routr.core.router import Router, Sessions
+from routr.core.routing import Decision
 from routr.data.index import Index
 from routr.data.snapshot import Snapshot
 from routr.location import Binding, MemoryStore

@@ -1,0 +1,95 @@
+"""Where a message goes: the types the router decides with and the proxy forwards by.
+
+:class:`Decision` is the router's answer (targets to fork to, or a response), each
+:class:`Target` a Request-URI with optionally its next :class:`Hop`. They live here, apart
+from the proxy, so that the router, the gateways and the server use them without importing
+the proxy; :class:`TimerHandle` is the one handle every core timer returns.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+from routr.sip.message import Response
+from routr.sip.uri import SipURI
+
+#: Transports over a connection: reliable (no retransmissions), and a flow to reuse.
+STREAM: Final = frozenset({"tcp", "tls", "ws", "wss"})
+
+
+class Hop:
+    """Where a message goes next: transport, host (IP or name), port, and a flow id."""
+
+    __slots__ = ("conn_id", "host", "port", "transport")
+
+    def __init__(self, transport: str, host: str, port: int, conn_id: int | None = None) -> None:
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.conn_id = conn_id
+
+    def __repr__(self) -> str:
+        return f"<Hop {self.transport}:{self.host}:{self.port}>"
+
+    @classmethod
+    def from_uri(cls, uri: SipURI) -> Hop:
+        """The next hop a SIP URI names (RFC 3263 without NAPTR/SRV: transport param,
+        ``sips`` -> TLS, default ports 5060/5061)."""
+        transport = uri.transport or ("tls" if uri.scheme == "sips" else "udp")
+        host = uri.params.get("maddr") or uri.host_key
+        port = uri.port or (5061 if transport in ("tls", "wss") else 5060)
+        return cls(transport, host, port)
+
+
+class Target:
+    """A branch to fork: the Request-URI to set, and optionally its next hop."""
+
+    __slots__ = ("add_headers", "credentials", "hop", "remove_headers", "uri")
+
+    def __init__(
+        self,
+        uri: str,
+        hop: Hop | None = None,
+        add_headers: list[tuple[str, str]] | None = None,
+        remove_headers: tuple[str, ...] = (),
+        *,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
+        self.uri = uri
+        self.hop = hop
+        self.add_headers = add_headers or []
+        self.remove_headers = remove_headers
+        #: (username, secret) to answer a 401/407 of this target with (a Gateway's).
+        self.credentials = credentials
+
+
+class Decision:
+    """What the router decided: targets to fork to, or a response to answer with."""
+
+    __slots__ = ("headers", "reason", "response", "status", "targets")
+
+    def __init__(
+        self,
+        targets: list[Target] | None = None,
+        status: int = 0,
+        reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        response: Response | None = None,
+    ) -> None:
+        self.targets = targets or []
+        self.status = status
+        self.reason = reason
+        self.headers = headers or []
+        self.response = response  # a ready answer (a 407 challenge, say)
+
+    @classmethod
+    def reject(
+        cls, status: int, reason: str | None = None, headers: list[tuple[str, str]] | None = None
+    ) -> Decision:
+        return cls(None, status, reason, headers)
+
+
+class TimerHandle(Protocol):
+    """What ``call_at`` of the server's timer heap returns."""
+
+    def cancel(self) -> None: ...
