@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from routr.models import KINDS, PLURALS, FieldProblem, ManifestError, Resource, load_manifest
+from routr.models import KINDS, PLURALS, FieldProblem, ManifestError, Resource
 from routr.models import dump_manifest as _dump
+from routr.models.errors import RejectedEntry
+from routr.models.manifest import Entries, read_entries
 
 from . import integrity
 from .errors import BrokenSource
@@ -37,27 +39,35 @@ def _stamp(path: Path) -> _FileStamp:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _unique(resources: list[Resource], source: str) -> None:
-    """Two entries of one file with the same ref or natural key make the file invalid."""
-    seen: dict[str, int] = {}
-    for position, r in enumerate(resources):
-        for key in (f"ref {r.ref}", *(f"key {k}" for k in r.natural_keys())):
-            if key in seen:
-                raise ManifestError(
-                    source, [FieldProblem(f"[{position}]", f"same {key} as [{seen[key]}]")]
-                )
-            seen[key] = position
-
-
-def read_kind(path: Path, kind: str) -> list[Resource]:
-    """The resources of one file; a missing file is an empty list."""
+def read_kind(path: Path, kind: str) -> Entries:
+    """The entries of one file; a missing file is an empty one. Raises ``ManifestError``
+    when the file cannot be read as YAML at all."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return []
-    resources = load_manifest(text, str(path), kind)
-    _unique(resources, str(path))
-    return resources
+        return Entries([], [])
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from None
+    except UnicodeDecodeError:
+        raise _unreadable(path, "not UTF-8 text") from None
+    return read_entries(text, str(path), kind)
+
+
+def _unreadable(path: Path, why: str) -> ManifestError:
+    return ManifestError(str(path), [FieldProblem("", f"cannot read: {why}")])
+
+
+def _count(n: int, kind: str) -> str:
+    return f"{n} {kind.lower() if n == 1 else PLURALS[kind]}"
+
+
+def _write_refusal(path: Path, rejected: list[RejectedEntry]) -> str:
+    """Why a write to a file with rejected entries is refused: rewriting the file from what
+    is in force would drop those entries without a word."""
+    lines = ", ".join(str(r.line) for r in rejected)
+    if len(rejected) == 1:
+        return f"{path}: the entry at line {lines} is not loaded and a write would drop it"
+    return f"{path}: the entries at lines {lines} are not loaded and a write would drop them"
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -99,8 +109,10 @@ def _locked(folder: Path) -> Iterator[None]:
 class FilesProvider(DataProvider):
     """YAML files ``agents.yml`` ... ``users.yml`` under ``path``.
 
-    Hand edits are picked up by polling file stamps every ``poll_interval`` seconds; a broken
-    edit is logged with file, line and problem and the last good data stays in force.
+    Hand edits are picked up by polling file stamps every ``poll_interval`` seconds. Each
+    file's valid entries are in force; each bad entry is logged with file, line and problem
+    and left out. A file that is not YAML at all keeps its last good version in force.
+    Writes to a file with problems are refused: rewriting it would drop what was left out.
     """
 
     name: ClassVar[str] = "files_data_provider"
@@ -111,7 +123,9 @@ class FilesProvider(DataProvider):
         self.poll_interval = poll_interval
         self._stamps: dict[str, _FileStamp | bool] = {k: False for k in KINDS}  # False: unread
         self._good: dict[str, list[Resource]] = {k: [] for k in KINDS}
-        self.problems: dict[str, str] = {}  # kind -> why its file is not in force
+        # kind -> why its file is not wholly in force (and a write to it is refused)
+        self.problems: dict[str, str] = {}
+        self._unparsed: set[str] = set()  # kinds whose file was not YAML at the last read
         self._lock = asyncio.Lock()
 
     def file_of(self, kind: str) -> Path:
@@ -129,22 +143,52 @@ class FilesProvider(DataProvider):
         """Reread files whose stamp moved; True when any was read. Runs in a thread."""
         changed = False
         for kind in KINDS:
-            path = self.file_of(kind)
-            stamp = _stamp(path)
-            if stamp == self._stamps[kind]:
+            stamp = _stamp(self.file_of(kind))
+            previous = self._stamps[kind]
+            if stamp == previous:
                 continue
-            loaded_before = self._stamps[kind] is not False
             self._stamps[kind], changed = stamp, True
-            try:
-                self._good[kind] = read_kind(path, kind)
-            except (ManifestError, OSError, UnicodeDecodeError) as exc:
-                self.problems[kind] = str(exc)
-                outcome = "the last good version stays in force" if loaded_before else "not loaded"
-                log.error("%s; %s", exc, outcome)
-                continue
-            if self.problems.pop(kind, None) is not None:
-                log.info("%s: loaded again", path)
+            self._reread(kind, first=previous is False, gone=stamp is None)
         return changed
+
+    def _reread(self, kind: str, *, first: bool, gone: bool) -> None:
+        """Load one file: its valid entries replace the kind, its bad ones are logged one by
+        one; a file that is not YAML at all leaves the last good version in force."""
+        path = self.file_of(kind)
+        try:
+            entries = read_kind(path, kind)
+        except ManifestError as exc:
+            self.problems[kind] = str(exc)
+            self._unparsed.add(kind)
+            outcome = "not loaded" if first else "the last good version stays in force"
+            log.error("%s; %s", exc, outcome)
+            return
+        before = len(self._good[kind])
+        self._good[kind] = entries.resources
+        for rejected in entries.rejected:
+            log.error("%s", rejected)
+        self.problems.pop(kind, None)
+        if entries.rejected:
+            self.problems[kind] = _write_refusal(path, entries.rejected)
+        if first and gone:
+            return  # a missing file at start is an empty kind, nothing to tell
+        verb = "loaded"
+        if gone:
+            verb = "removed"
+        elif kind in self._unparsed:
+            verb = "loaded again"
+        elif not first:
+            verb = "reloaded"
+        self._unparsed.discard(kind)
+        after = len(entries.resources)
+        counts = _count(after, kind)
+        if not first and after != before:
+            counts += f" (was {before})"
+        if entries.rejected:
+            counts += f"; {len(entries.rejected)} not loaded"
+        # losing every resource of a kind is worth a warning: phones go offline
+        level = logging.WARNING if before and not after else logging.INFO
+        log.log(level, "%s %s: %s", path, verb, counts)
 
     def _build(self) -> Snapshot:
         snap = Snapshot()

@@ -83,3 +83,17 @@ class ManifestError(ValueError):
         self.line = line
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: " + "; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEntry:
+    """One entry of a resource file left out while the others load: ``line`` is where the
+    problem is, ``subject`` names the entry the way its author knows it."""
+
+    source: str
+    line: int
+    subject: str  # e.g. "Agent 'John Doe' (username 1003)"
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.subject}: {self.problem}; not loaded"

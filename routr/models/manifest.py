@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from routr.models.errors import FieldProblem, ManifestError, problems
+from routr.models.errors import FieldProblem, ManifestError, RejectedEntry, describe, problems
 from routr.models.resources import HIDE_SECRETS, KIND_CLASSES, KINDS, Resource, kind_of
 
 _NUMERIC_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"}
@@ -84,37 +85,139 @@ def _documents(text: str, source: str) -> list[yaml.Node]:
         raise ManifestError(source, [FieldProblem("", f"invalid YAML: {problem}")], line) from None
 
 
+def _entry_nodes(text: str, source: str) -> tuple[list[yaml.Node], bool]:
+    """The node of each resource, and whether any came from a YAML list."""
+    nodes: list[yaml.Node] = []
+    listed = False
+    for doc in _documents(text, source):
+        if isinstance(doc, yaml.SequenceNode):
+            nodes.extend(doc.value)
+            listed = True
+        else:
+            nodes.append(doc)
+    return nodes, listed
+
+
 def _construct(node: yaml.Node) -> Any:
+    """The Python value of ``node``; what YAML cannot build (``!!python`` tags, a list as a
+    mapping key) is a ``ValidationError`` of that entry, like any other invalid field."""
     loader = _Loader("")
     try:
         return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise _validation_error((), "invalid_yaml", f"invalid YAML: {problem}") from None
     finally:
         loader.dispose()
 
 
+def _error_line(node: yaml.Node, exc: ValidationError) -> int:
+    return _line_of(node, tuple(exc.errors()[0]["loc"]))
+
+
 def load_manifest(text: str, source: str = "<manifest>", kind: str | None = None) -> list[Resource]:
     """Every resource of a YAML text. Raises ``ManifestError`` naming line, path and problem."""
-    items: list[tuple[yaml.Node, tuple[int | str, ...]]] = []
-    for doc in _documents(text, source):
-        if isinstance(doc, yaml.SequenceNode):
-            items.extend((node, (i,)) for i, node in enumerate(doc.value))
-        else:
-            items.append((doc, ()))
-    many = len(items) > 1 or any(prefix for _, prefix in items)
+    nodes, listed = _entry_nodes(text, source)
+    many = listed or len(nodes) > 1
     resources: list[Resource] = []
     found: list[FieldProblem] = []
     first_line: int | None = None
-    for position, (node, _) in enumerate(items):
+    for position, node in enumerate(nodes):
         try:
             resources.append(parse_resource(_construct(node), kind))
         except ValidationError as exc:
-            where = (position,) if many else ()
-            found.extend(problems(exc, where))
+            found.extend(problems(exc, (position,) if many else ()))
             if first_line is None:
-                first_line = _line_of(node, tuple(exc.errors()[0]["loc"]))
+                first_line = _error_line(node, exc)
     if found:
         raise ManifestError(source, found, first_line)
     return resources
+
+
+# The field an author names an entry of each kind by (its natural key), as
+# (word in messages, path in the entry).
+_NAMING_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Agent": ("username", ("spec", "credentials", "username")),
+    "Domain": ("domainUri", ("spec", "context", "domainUri")),
+    "Peer": ("username", ("spec", "credentials", "username")),
+    "Gateway": ("host", ("spec", "host")),
+    "Number": ("number", ("spec", "location", "telUrl")),
+    "User": ("username", ("spec", "credentials", "username")),
+}
+
+
+def _dig(data: Any, path: tuple[str, ...]) -> str | None:
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return str(data) if isinstance(data, str | int | float) and str(data) else None
+
+
+def _raw_subject(data: Any, kind: str) -> str:
+    """``Agent 'John Doe' (username 1003)`` for an entry that failed validation: whatever
+    of its name and natural key is there to show."""
+    subject = kind
+    name = _dig(data, ("metadata", "name"))
+    if name:
+        subject += f" {name!r}"
+    word, path = _NAMING_FIELDS[kind]
+    key = _dig(data, path)
+    return subject + (f" ({word} {key})" if key else "")
+
+
+def _subject(resource: Resource) -> str:
+    name = resource.metadata.name
+    return resource.kind + (f" {name!r}" if name else "")
+
+
+def _identities(resource: Resource) -> list[str]:
+    """What no two entries of a file may share, as messages name it: natural keys first."""
+    word = _NAMING_FIELDS[resource.kind][0]
+    return [*(f"{word} {key}" for key in resource.natural_keys()), f"ref {resource.ref}"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entries:
+    """A resource file read entry by entry: the resources in force, in file order, and the
+    entries left out."""
+
+    resources: list[Resource]
+    rejected: list[RejectedEntry]
+
+
+def read_entries(text: str, source: str, kind: str) -> Entries:
+    """Every valid entry of a resource file of ``kind``; each invalid one, and each with the
+    ref or natural key of an earlier entry (the first stays), is a ``RejectedEntry``.
+
+    One bad entry must not take the others down (a typo in one phone must not put every
+    phone offline), so only text that is not YAML at all raises ``ManifestError``.
+    """
+    kind = kind_of(kind)
+    nodes, _ = _entry_nodes(text, source)
+    entries = Entries([], [])
+    first_at: dict[str, int] = {}  # identity -> line of the entry that holds it
+    for node in nodes:
+        line = node.start_mark.line + 1
+        data: Any = None
+        try:
+            data = _construct(node)
+            resource = parse_resource(data, kind)
+        except ValidationError as exc:
+            subject = _raw_subject(data, kind)
+            entries.rejected.append(
+                RejectedEntry(source, _error_line(node, exc), subject, describe(exc))
+            )
+            continue
+        identities = _identities(resource)
+        taken = next((i for i in identities if i in first_at), None)
+        if taken is not None:
+            problem = f"{taken} is already defined at line {first_at[taken]}"
+            entries.rejected.append(RejectedEntry(source, line, _subject(resource), problem))
+            continue
+        first_at.update(dict.fromkeys(identities, line))
+        entries.resources.append(resource)
+    return entries
 
 
 def resource_to_dict(
@@ -155,10 +258,12 @@ def keep_secrets(data: Mapping[str, Any], previous: Resource) -> dict[str, Any]:
 
 
 __all__ = [
+    "Entries",
     "dump_manifest",
     "keep_secrets",
     "load_manifest",
     "parse_resource",
     "public_dict",
+    "read_entries",
     "resource_to_dict",
 ]

@@ -14,6 +14,7 @@ from routr.models import (
     public_dict,
     resource_to_dict,
 )
+from routr.models.manifest import read_entries
 
 SPEC_SAMPLE = r"""
 - {apiVersion: v1beta1, kind: Domain, metadata: {name: Local, ref: dm-local},
@@ -129,3 +130,52 @@ def test_keep_secrets() -> None:
     restored = keep_secrets(edited, a)
     assert restored["spec"]["credentials"]["secret"] == "s3cret"
     assert "secret" not in edited["spec"]["credentials"]  # input untouched
+
+
+AGENTS_WITH_BAD_ENTRIES = """\
+- kind: Agent
+  metadata: {name: John Doe}
+  spec: {credentials: {username: '1001', secret: x}, domains: [sip.local]}
+- kind: Agent
+  metadata: {name: No Name}
+  spec:
+    credentials: {secret: x}
+    domains: [sip.local]
+- just a string
+- kind: Agent
+  metadata: {name: Jane Doe}
+  spec: {credentials: {username: '1001', secret: y}, domains: [sip.local]}
+- kind: Agent
+  metadata: {name: Other, ref: ag-one}
+  spec: {credentials: {username: '1004', secret: y}, domains: [sip.local]}
+- kind: Agent
+  metadata: {name: Again, ref: ag-one}
+  spec: {credentials: {username: '1005', secret: y}, domains: [sip.local]}
+- !!python/name:os.system
+"""
+
+
+def test_read_entries_keeps_the_valid_ones_and_names_the_others() -> None:
+    entries = read_entries(AGENTS_WITH_BAD_ENTRIES, "agents.yml", "Agent")
+    assert [r.metadata.name for r in entries.resources] == ["John Doe", "Other"]
+    assert [str(r) for r in entries.rejected] == [
+        "agents.yml:7: Agent 'No Name': spec.credentials.username: required; not loaded",
+        "agents.yml:9: Agent: expected a mapping (one resource); not loaded",
+        "agents.yml:10: Agent 'Jane Doe': username 1001@sip.local is already defined at line 1;"
+        " not loaded",
+        "agents.yml:16: Agent 'Again': ref ag-one is already defined at line 13; not loaded",
+        "agents.yml:19: Agent: invalid YAML: could not determine a constructor for the tag"
+        " 'tag:yaml.org,2002:python/name:os.system'; not loaded",
+    ]
+
+
+def test_read_entries_names_a_bad_entry_by_its_natural_key() -> None:
+    text = "- kind: Domain\n  metadata: {name: x}\n  spec: {context: {domainUri: sip.local}}\n"
+    (rejected,) = read_entries(text, "domains.yml", "Domain").rejected
+    assert rejected.subject == "Domain 'x' (domainUri sip.local)"
+    assert rejected.problem == "metadata.name: at least 3 characters"
+
+
+def test_read_entries_raises_only_for_text_that_is_not_yaml() -> None:
+    with pytest.raises(ManifestError, match="invalid YAML"):
+        read_entries("- kind: Agent\n  metadata: {name: x\n", "agents.yml", "Agent")
