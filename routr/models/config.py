@@ -7,14 +7,27 @@ naming the file, the key and the problem.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from routr.models.errors import describe
 from routr.models.resources import AccessControlList
@@ -24,6 +37,7 @@ DigestAlgorithm = Literal["MD5", "SHA-256"]
 _ALGORITHM_NAMES = {"MD5": "MD5", "SHA-256": "SHA-256", "SHA256": "SHA-256"}
 SECURE_PROTOCOLS = frozenset({"tls", "wss"})
 DEFAULT_CONFIG_PATH = Path("config/config.yml")
+_log = logging.getLogger(__name__)
 
 
 class _Model(BaseModel):
@@ -109,14 +123,22 @@ def parse_parameters(parameters: str | Mapping[str, Any] | None) -> dict[str, st
             continue
         key, sep, value = part.partition("=")
         if not sep:
-            raise ValueError(f"parameters: {part.strip()!r} is not key=value")
+            raise ValueError(f"{part.strip()!r} is not key=value")
         out[key.strip()] = value.strip()
     return out
 
 
+def _parsable(value: str | dict[str, Any]) -> str | dict[str, Any]:
+    parse_parameters(value)  # a broken v1 string is a config error, not a crash at start
+    return value
+
+
+Parameters = Annotated[str | dict[str, Any], AfterValidator(_parsable)]
+
+
 class DataSource(_Model):
     provider: str = "files_data_provider"
-    parameters: str | dict[str, Any] = "path=config"
+    parameters: Parameters = "path=config"
 
     @property
     def params(self) -> dict[str, str]:
@@ -126,7 +148,7 @@ class DataSource(_Model):
 
 class Location(_Model):
     provider: Literal["memory", "redis"] | None = None
-    parameters: str | dict[str, Any] | None = None
+    parameters: Parameters | None = None
 
 
 class Registrar(_Model):
@@ -346,29 +368,179 @@ def config_path(cli_path: str | None, env: Mapping[str, str]) -> Path | None:
 
 
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate the configuration; ``path=None`` means the embedded defaults."""
+    """Read and validate the configuration; ``path=None`` means the embedded defaults.
+
+    Relative file names in the file are made relative to the file's folder (env values stay
+    relative to the current directory). Keys the models do not know are logged once each.
+    """
     env = os.environ if env is None else env
     source = str(path) if path is not None else "embedded defaults"
-    data: Any = {}
+    data: dict[str, Any] = {}
     if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(f"{source}:{where} {problem}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a mapping with apiVersion/spec at the top")
+        data = _read_file(path, source)
+        resolve_paths(data, path.absolute().parent)
     try:
         data = apply_env(data, env)
     except (AttributeError, TypeError):
         raise ConfigError(f"{source}: spec must be a mapping") from None
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {describe(exc)}") from None
+    for level, text in key_notices(data, source):
+        _log.log(level, "%s", text)
+    return config
+
+
+def _read_file(path: Path, source: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}:{where} {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with apiVersion/spec at the top")
+    return data
+
+
+# --- file names ------------------------------------------------------------------------
+
+# Keys naming a file. A config file is written next to its certificates and data, not for
+# the directory the server happens to be started from.
+FILE_KEYS: tuple[tuple[str, ...], ...] = (
+    ("spec", "securityContext", "certFile"),
+    ("spec", "securityContext", "keyFile"),
+    ("spec", "securityContext", "keyStore"),
+    ("spec", "securityContext", "caFile"),
+    ("spec", "restService", "certFile"),
+    ("spec", "restService", "keyFile"),
+)
+
+
+def _mapping_at(data: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    node: Any = data
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def resolve_paths(data: dict[str, Any], folder: Path) -> None:
+    """Make the relative file names of a config file's ``data`` relative to ``folder``:
+    the :data:`FILE_KEYS` and the files provider's ``dataSource.parameters`` ``path``."""
+    for key_path in FILE_KEYS:
+        parent = _mapping_at(data, key_path[:-1])
+        value = parent.get(key_path[-1]) if parent is not None else None
+        if parent is not None and isinstance(value, str) and value:
+            parent[key_path[-1]] = str(folder / value)  # an absolute value stays as it is
+    source = _mapping_at(data, ("spec", "dataSource"))
+    if source is None or not isinstance(source.get("parameters"), str | dict):
+        return
+    try:
+        parameters = parse_parameters(source["parameters"])
+    except ValueError:
+        return  # validation reports it, with the key
+    if parameters.get("path"):
+        parameters["path"] = str(folder / parameters["path"])
+        # keep v1's string form when it was written so: the start line shows it
+        written = source["parameters"]
+        source["parameters"] = (
+            ",".join(f"{k}={v}" for k, v in parameters.items())
+            if isinstance(written, str)
+            else {**written, "path": parameters["path"]}
+        )
+
+
+# --- keys the models do not know -------------------------------------------------------
+
+# Routr v1 keys routr does not read: not typos, so no "did you mean".
+V1_KEYS: dict[str, str] = {
+    "spec.ex_rtpEngine": "routr relays no media",
+    "spec.ex_convertTelToE164": "",
+    "spec.ex_uniqueGatewayPerHostPort": "Gateways are always unique by host and port",
+    "spec.ex_kafka": "",
+    "spec.grpcService": "",
+    "spec.securityContext.debugging": "",
+    "spec.securityContext.trustStore": "use securityContext.caFile (PEM)",
+    "spec.securityContext.trustStorePassword": "use securityContext.caFile (PEM)",
+    "spec.restService.keyStore": "use restService.certFile and keyFile (PEM)",
+    "spec.restService.keyStorePassword": "use restService.certFile and keyFile (PEM)",
+    "spec.restService.trustStore": "",
+    "spec.restService.trustStorePassword": "",
+    "spec.restService.minThreads": "",
+    "spec.restService.maxThreads": "",
+    "spec.restService.timeoutMillis": "",
+}
+# Keys of the product's config.yml (SPEC.md §2) that are not built yet.
+NOT_BUILT: frozenset[str] = frozenset({"spec.keepAlive", "spec.events.nats.stream"})
+
+
+def _held_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model a field holds (itself, optional, or as list items), and whether in a list."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin = get_origin(annotation)
+    if origin is list:
+        model, _ = _held_model(get_args(annotation)[0])
+        return model, True
+    if origin in (Union, UnionType):
+        for arg in get_args(annotation):
+            model, many = _held_model(arg)
+            if model is not None:
+                return model, many
+    return None, False
+
+
+def _unknown_keys(
+    data: Mapping[Any, Any], model: type[BaseModel], prefix: str
+) -> Iterator[tuple[str, str, list[str]]]:
+    """Each key of ``data`` (and below) that ``model`` does not know: its path, the path of
+    its level, and the names known there (spelled as in files: aliases)."""
+    fields: dict[str, FieldInfo] = {}
+    for name, field in model.model_fields.items():
+        fields[name] = field
+        if field.alias:
+            fields[field.alias] = field
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        info: FieldInfo | None = fields.get(str(key))
+        if info is None:
+            yield path, prefix, [f.alias or n for n, f in model.model_fields.items()]
+            continue
+        nested, many = _held_model(info.annotation)
+        if nested is None:
+            continue
+        if many and isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    yield from _unknown_keys(item, nested, f"{path}[{i}]")
+        elif isinstance(value, Mapping):
+            yield from _unknown_keys(value, nested, path)
+
+
+def key_notices(data: Mapping[str, Any], source: str) -> list[tuple[int, str]]:
+    """A log level and line for each key the models ignore: a typo is lost silently
+    otherwise (``extra="ignore"`` keeps v1 files loading)."""
+    notices: list[tuple[int, str]] = []
+    for path, level, known in _unknown_keys(data, Config, ""):
+        bare = re.sub(r"\[\d+\]", "", path)
+        last = path.rsplit(".", 1)[-1]
+        if bare in V1_KEYS:
+            hint = V1_KEYS[bare]
+            text = f"{source}: {path} is a Routr v1 key routr does not use; ignored"
+            notices.append((logging.INFO, text + (f": {hint}" if hint else "")))
+        elif bare in NOT_BUILT:
+            notices.append((logging.WARNING, f"{source}: {path} is not supported yet; ignored"))
+        elif last.startswith("ex_"):
+            notices.append((logging.INFO, f"{source}: unknown extension key {path}; ignored"))
+        else:
+            close = difflib.get_close_matches(last, known, n=1)
+            at = f"{level}." if level else ""
+            hint = f" (did you mean {at}{close[0]}?)" if close else "; ignored"
+            notices.append((logging.WARNING, f"{source}: unknown key {path}{hint}"))
+    return notices

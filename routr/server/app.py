@@ -9,18 +9,20 @@ import os
 import secrets
 import signal
 import time
+from typing import ClassVar
 
 from routr import __version__
 from routr.core.acl import Acl, AclError
 from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator
-from routr.core.gateways import GatewayRegistry, credentials_at
+from routr.core.gateway_auth import credentials_at
+from routr.core.gateways import GatewayRegistry
 from routr.core.guard import Guard
 from routr.core.identity import Identity
 from routr.core.proxy import Proxy
 from routr.core.registrar import EndpointEvent, Registrar
 from routr.core.router import Router, Sessions
 from routr.core.routing import Hop
-from routr.data import DataError, LiveIndex, open_provider
+from routr.data import DataError, FilesProvider, LiveIndex, open_provider
 from routr.data.provider import DataProvider
 from routr.data.secrets import load_secrets
 from routr.location import LocationStore, open_store
@@ -43,7 +45,17 @@ SWEEP_SECONDS = 5.0
 
 
 class StartError(Exception):
-    """The server cannot start; the text is the one line to print."""
+    """The server cannot start; the text is the one line to print. The environment is at
+    fault (a port in use, Redis unreachable): the same configuration may work later."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class ConfigProblem(StartError):
+    """The configuration is at fault (a certificate file or data folder that does not
+    exist, a bad ACL): exit 2, like a config.yml that does not validate."""
+
+    exit_code = 2
 
 
 class _SipService(SipService):
@@ -89,7 +101,7 @@ class Server:
             try:
                 ssl_context = server_context(spec.security_context)
             except TlsConfigError as exc:
-                raise StartError(str(exc)) from None
+                raise ConfigProblem(str(exc)) from None
         try:
             global_acl = (
                 Acl.from_lists(spec.access_control_list.allow, spec.access_control_list.deny)
@@ -97,7 +109,7 @@ class Server:
                 else None
             )
         except AclError as exc:
-            raise StartError(f"accessControlList: {exc}") from None
+            raise ConfigProblem(f"accessControlList: {exc}") from None
         await self._start_data()
         await self._start_location()
         assert self.live is not None and self.store is not None
@@ -228,12 +240,35 @@ class Server:
             provider_name, parameters = "files_data_provider", {"path": self.data_dir}
         try:
             self.provider = open_provider(provider_name, parameters)
+        except ValueError as exc:
+            raise ConfigProblem(str(exc)) from None  # the text names the dataSource key
+        self._check_data_folder(self.provider)
+        try:
             await self.provider.start()
-        except (ValueError, DataError, OSError) as exc:
+        except (DataError, OSError) as exc:
             raise StartError(f"dataSource: {exc}") from None
         self.live = LiveIndex(self.provider)
         await self.live.start()
         await self._ensure_admin()
+
+    def _check_data_folder(self, provider: DataProvider) -> None:
+        """A data folder that was named but is not there is a mistake (a typo, a relative
+        path from another directory), not an empty deployment: running on it would serve no
+        domains without a word. Only the default ``config`` may be missing: the first write
+        creates it."""
+        if not isinstance(provider, FilesProvider):
+            return
+        source = self.config.spec.data_source
+        if self.data_dir:
+            key = "--data"
+        elif "parameters" in source.model_fields_set and "path" in source.params:
+            key = "dataSource.parameters.path"
+        else:
+            return
+        if not provider.path.exists():
+            raise ConfigProblem(f"{key}: {provider.path.absolute()}: no such folder")
+        if not provider.path.is_dir():
+            raise ConfigProblem(f"{key}: {provider.path.absolute()}: not a folder")
 
     async def _ensure_admin(self) -> None:
         """First start with no User: create ``admin`` (its secret stored hashed)."""
@@ -270,8 +305,11 @@ class Server:
             provider, parameters = "redis", spec.data_source.params
         try:
             self.store = open_store(provider, parameters)
+        except ValueError as exc:
+            raise ConfigProblem(f"location: {exc}") from None
+        try:
             await self.store.start()
-        except (ValueError, OSError) as exc:
+        except Exception as exc:  # redis raises its own ConnectionError, not an OSError
             raise StartError(f"location: {exc}") from None
 
     async def _register(self, request: Request, source: object) -> None:

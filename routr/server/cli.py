@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 
@@ -12,8 +11,6 @@ from routr import __version__
 from routr.models.config import ConfigError, config_path, load_config
 from routr.server.app import Server, StartError
 from routr.server.logs import setup_logging
-
-_log = logging.getLogger("routr.server")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data",
         metavar="DIR",
-        help="folder of the YAML resource files (files data provider). Default: config/",
+        help="folder of the YAML resource files (files data provider), relative to the "
+        "current directory; it must exist. Default: dataSource of the config file, else config/",
     )
     parser.add_argument(
         "--workers", type=int, default=1, metavar="N", help="worker processes (default 1)"
@@ -64,9 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _run(server.run())
     except StartError as exc:
-        _log.error("%s", exc)
+        # once, to stderr: the log stream is stdout, and a second copy there reads as two errors
         print(f"routr-server: {exc}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         pass
     sys.exit(0)

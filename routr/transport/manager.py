@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -25,6 +26,23 @@ _log = logging.getLogger("routr.transport")
 
 class BindError(Exception):
     """A listener could not be bound; the text names protocol, address and reason."""
+
+
+_BIND_FAILURES = {
+    errno.EADDRINUSE: "address already in use",
+    errno.EACCES: "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+    errno.EADDRNOTAVAIL: "cannot bind: no interface of this host has that address",
+}
+
+
+def _bind_failure(exc: OSError) -> str:
+    """Why a bind failed, in words. uvloop reports a UDP bind failure as "could not bind to
+    local_addr" without an errno; the errno is on the error it was raised from."""
+    cause = exc.__cause__
+    code = exc.errno if exc.errno is not None or not isinstance(cause, OSError) else cause.errno
+    if code is None:
+        return f"cannot bind: {exc}"
+    return _BIND_FAILURES.get(code) or f"cannot bind: {os.strerror(code).lower()}"
 
 
 @dataclass(frozen=True)
@@ -115,11 +133,8 @@ class TransportManager:
                 port = next(iter(ws_server.sockets)).getsockname()[1]
                 return Listener(spec.protocol, spec.host, port, ws_server)
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            if exc.errno == errno.EADDRINUSE:
-                reason = "address already in use"
-            raise BindError(f"cannot bind {where}: {reason}") from None
-        raise BindError(f"cannot bind {where}: unknown protocol")
+            raise BindError(f"{where}: {_bind_failure(exc)}") from None
+        raise BindError(f"{where}: unknown protocol")
 
     @staticmethod
     def _enlarge_buffers(sock: socket.socket | None) -> None:
