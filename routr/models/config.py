@@ -446,7 +446,7 @@ def resolve_paths(data: dict[str, Any], folder: Path) -> None:
     except ValueError:
         return  # validation reports it, with the key
     if parameters.get("path"):
-        parameters["path"] = str(folder / parameters["path"])
+        parameters["path"] = _data_path(parameters["path"], folder)
         # keep v1's string form when it was written so: the start line shows it
         written = source["parameters"]
         source["parameters"] = (
@@ -454,6 +454,23 @@ def resolve_paths(data: dict[str, Any], folder: Path) -> None:
             if isinstance(written, str)
             else {**written, "path": parameters["path"]}
         )
+
+
+def _data_path(written: str, folder: Path) -> str:
+    """The data folder a config file names. Routr v1 read ``path=config`` from the current
+    directory, with the file itself inside ``config/``: when only that reading names an
+    existing folder, it is kept (with a warning), so a v1 layout keeps working."""
+    beside = folder / written
+    if beside.exists() or Path(written).is_absolute() or not Path(written).is_dir():
+        return str(beside)
+    _log.warning(
+        "dataSource path=%s: no such folder beside the config file (%s); using %s in the "
+        "current folder as Routr v1 did (write the path relative to the config file's folder)",
+        written,
+        beside,
+        Path(written).absolute(),
+    )
+    return written
 
 
 # --- keys the models do not know -------------------------------------------------------

@@ -49,4 +49,3 @@ async def test_a_configured_secret_wins(tmp_path: Path) -> None:
     assert keys.source == "config"
     assert not (tmp_path / SECRET_FILE).exists()
     assert keys == Secrets.derive(b"a-long-configured-secret", "config")
-

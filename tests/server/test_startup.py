@@ -133,6 +133,18 @@ def test_relative_paths_resolve_against_the_file_and_env_values_do_not(tmp_path)
     assert from_env.params == {"path": "data"}
 
 
+def test_a_routr_v1_layout_keeps_its_data_folder(tmp_path, monkeypatch, caplog):
+    # Routr v1: config/config.yml says path=config, read from the current folder.
+    (tmp_path / "config").mkdir()
+    path = tmp_path / "config" / "config.yml"
+    path.write_text("spec:\n  dataSource: {parameters: path=config}\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(path, {}).spec.data_source.params == {"path": "config"}
+    assert "as Routr v1 did" in caplog.text
+    (tmp_path / "config" / "config").mkdir()  # a folder beside the file wins
+    assert load_config(path, {}).spec.data_source.params == {"path": str(path.parent / "config")}
+
+
 def test_key_notices_name_each_ignored_key_once():
     data = {
         "spec": {
@@ -193,8 +205,9 @@ def test_missing_certificate_file_is_named_in_one_line_and_exit_2(tmp_path, cert
 @pytest.mark.parametrize("given", ["--data", "dataSource"])
 def test_data_folder_that_does_not_exist_is_one_line_and_exit_2(tmp_path, given):
     elsewhere = tmp_path / "elsewhere"
-    (elsewhere / "data").mkdir(parents=True)  # relative to the cwd it would exist
+    elsewhere.mkdir()
     if given == "--data":
+        (tmp_path / "nowhere").mkdir()  # beside the config file: not where --data looks
         result = run_server(tmp_path, {"spec": UDP_ONLY}, "--data", "nowhere", cwd=elsewhere)
         expected = f"--data: {elsewhere}/nowhere: no such folder"
     else:
