@@ -3,14 +3,16 @@
 :class:`Decision` is the router's answer (targets to fork to, or a response), each
 :class:`Target` a Request-URI with optionally its next :class:`Hop`. They live here, apart
 from the proxy, so that the router, the gateways and the server use them without importing
-the proxy; :class:`TimerHandle` is the one handle every core timer returns.
+the proxy. :class:`ProxyIO` is how the proxy sends them (and what its timers are),
+:class:`TimerHandle` the one handle every core timer returns.
 """
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import Any, Final, Protocol
 
-from routr.sip.message import Response
+from routr.sip.message import Request, Response
 from routr.sip.uri import SipURI
 
 #: Transports over a connection: reliable (no retransmissions), and a flow to reuse.
@@ -93,3 +95,24 @@ class TimerHandle(Protocol):
     """What ``call_at`` of the server's timer heap returns."""
 
     def cancel(self) -> None: ...
+
+
+class ProxyIO(Protocol):
+    """What the proxy needs from the world; the server implements it over the transports."""
+
+    def now(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle: ...
+
+    def reply(self, request: Request, response: Response, source: Any) -> None: ...
+
+    def send(self, message: Request | Response, hop: Hop, on_error: Callable[[], None]) -> None:
+        """Send; call ``on_error`` if it cannot be sent (no route, flow gone, refused)."""
+
+    def via_for(self, hop: Hop) -> tuple[str, str, int]:
+        """(transport, host, port) to put in our Via / Record-Route towards ``hop``."""
+
+    def inbound_via(self, source: Any) -> tuple[str, str, int]:
+        """(transport, host, port) of the interface a request from ``source`` arrived on."""
+
+    def is_self(self, uri: SipURI) -> bool: ...

@@ -7,13 +7,8 @@ from typing import Any
 import pytest
 from support.data import gateway
 
-from routr.core.gateways import (
-    CSeqShifts,
-    GatewayRegistry,
-    Registration,
-    authorize,
-    credentials_at,
-)
+from routr.core.gateway_auth import CSeqShifts, authorize, credentials_at
+from routr.core.gateways import GatewayRegistry, Registration
 from routr.core.routing import Hop
 from routr.data.index import Index
 from routr.data.snapshot import Snapshot

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
+from routr.core import proxy
 from routr.core.dialogs import Dialogs, Side
 from routr.core.proxy import Proxy
 from routr.core.routing import Decision, Hop, Target
+from routr.core.vias import loop_hash
 from routr.sip.message import Message, Request, Response, make_request
 from routr.sip.uri import SipURI
 
@@ -310,7 +312,7 @@ async def test_timer_c_without_a_final_frees_the_client_transaction():
     world.io.advance(6)
     assert world.io.finals() == [408]
     world.io.advance(6)
-    assert world.proxy.clients == {}
+    assert world.proxy.branches.clients == {}
 
 
 async def test_cancelled_branch_without_final_is_freed_and_cancelled_once():
@@ -324,7 +326,7 @@ async def test_cancelled_branch_without_final_is_freed_and_cancelled_once():
     world.io.advance(60)
     assert len(world.io.requests("CANCEL")) == 1, "Timer C sends no second CANCEL"
     assert 408 in world.io.finals() or 487 in world.io.finals()
-    assert world.proxy.clients == {}
+    assert world.proxy.branches.clients == {}
 
 
 async def test_2xx_after_our_408_is_forwarded_and_its_dialog_recorded():
@@ -388,8 +390,7 @@ async def test_tokenless_last_own_route_is_refused():
 async def test_loop_hash_once_per_request(monkeypatch):
     world = World(targets=(CALLEE_URI, CALLEE2_URI))
     calls = []
-    original = world.proxy._loop_hash
-    monkeypatch.setattr(world.proxy, "_loop_hash", lambda r: calls.append(1) or original(r))
+    monkeypatch.setattr(proxy, "loop_hash", lambda r: calls.append(1) or loop_hash(r))
     await world.request(invite(), CALLER)
     assert len(world.io.requests("INVITE")) == 2
     assert len(calls) == 1
