@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from support.data import gateway
+from support.fake_io import FakeIO
 
 from routr.core.gateway_auth import CSeqShifts, authorize, credentials_at
 from routr.core.gateways import GatewayRegistry, Registration
@@ -201,62 +202,22 @@ def test_nothing_to_unregister_when_not_bound() -> None:
     assert expired.unregister(61.0, VIA) is None and expired.done
 
 
-class FakeIO:
-    """A fake clock with timers, and a wire that keeps what was sent."""
-
-    def __init__(self) -> None:
-        self.clock = 0.0
-        self.timers: list[list[Any]] = []  # [when, seq, callback, live]
-        self.sent: list[Request] = []
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def now(self) -> float:
-        return self.clock
-
-    def call_at(self, when: float, callback: Any) -> Any:
-        timer = [when, len(self.timers), callback, True]
-        self.timers.append(timer)
-
-        class Handle:
-            def cancel(self) -> None:
-                timer[3] = False
-
-        return Handle()
-
-    def send(self, message: Any, hop: Any, on_error: Any) -> None:
-        self.sent.append(message)
-
-    def via_for(self, hop: Any) -> tuple[str, str, int]:
-        return VIA
-
-    def advance(self, to: float) -> None:
-        while True:
-            due = [t for t in self.timers if t[3] and t[0] <= to]
-            if not due:
-                break
-            timer = min(due, key=lambda t: (t[0], t[1]))
-            timer[3] = False
-            self.clock = max(self.clock, timer[0])
-            timer[2]()
-        self.clock = to
-
-    def live(self) -> int:
-        return sum(1 for t in self.timers if t[3])
-
-
 def index_of(*gateways: Gateway) -> Index:
     return Index(Snapshot.of(list(gateways)))
 
 
-def make_registry() -> tuple[GatewayRegistry, FakeIO]:
-    io = FakeIO()
-    registry = GatewayRegistry(io, Hop, on_event=lambda n, d: io.events.append((n, d)))
-    return registry, io
+def make_registry() -> tuple[GatewayRegistry, FakeIO, list[tuple[str, dict[str, Any]]]]:
+    """A registry over the fake I/O (our Via at ``VIA``), and the events it emits."""
+    io = FakeIO(via=VIA)
+    events: list[tuple[str, dict[str, Any]]] = []
+    registry = GatewayRegistry(io, Hop, on_event=lambda n, d: events.append((n, d)))
+    return registry, io, events
 
 
 def reply(registry: GatewayRegistry, io: FakeIO, status: int, **kw: Any) -> Request:
     """Answer the last REGISTER sent; return it."""
-    request = io.sent[-1]
+    request = io.messages[-1]
+    assert isinstance(request, Request)
     if status in (401, 407):
         response = challenge(request, status)
     else:
@@ -266,66 +227,66 @@ def reply(registry: GatewayRegistry, io: FakeIO, status: int, **kw: Any) -> Requ
 
 
 def test_registry_unregisters_a_removed_gateway() -> None:
-    registry, io = make_registry()
+    registry, io, events = make_registry()
     registry.start(index_of(gw()))
-    io.advance(0.0)
-    assert len(io.sent) == 1
+    io.advance_to(0.0)
+    assert len(io.messages) == 1
     reply(registry, io, 200, headers=[("Expires", "600")])
     assert [s["state"] for s in registry.status()] == ["registered"]
-    io.advance(100.0)
+    io.advance_to(100.0)
     registry.sync(index_of())  # the gateway is gone from the data
     assert registry.status() == [] and registry.unregistering() == 1
-    bye = io.sent[-1]
-    assert bye.get("expires") == "0" and bye.get("contact") == io.sent[0].get("contact")
+    bye = io.messages[-1]
+    assert bye.get("expires") == "0" and bye.get("contact") == io.messages[0].get("contact")
     reply(registry, io, 401)
-    assert io.sent[-1].has("authorization") and io.sent[-1].get("expires") == "0"
+    assert io.messages[-1].has("authorization") and io.messages[-1].get("expires") == "0"
     reply(registry, io, 200)
     assert registry.unregistering() == 0
-    assert io.events[-1][0] == "gateway.unregistered"
-    sent = len(io.sent)
-    io.advance(10_000.0)  # no refresh, no retry: nothing more to send
-    assert len(io.sent) == sent
+    assert events[-1][0] == "gateway.unregistered"
+    sent = len(io.messages)
+    io.advance_to(10_000.0)  # no refresh, no retry: nothing more to send
+    assert len(io.messages) == sent
 
 
 def test_registry_unregisters_when_sendregister_is_turned_off() -> None:
-    registry, io = make_registry()
+    registry, io, _ = make_registry()
     registry.start(index_of(gw()))
-    io.advance(0.0)
+    io.advance_to(0.0)
     reply(registry, io, 200, headers=[("Expires", "600")])
     registry.sync(index_of(gw(sendRegister=False)))
-    assert registry.status() == [] and io.sent[-1].get("expires") == "0"
+    assert registry.status() == [] and io.messages[-1].get("expires") == "0"
 
 
 def test_registry_stop_unregisters_and_close_gives_up() -> None:
-    registry, io = make_registry()
+    registry, io, _ = make_registry()
     second = Gateway.model_validate(
         gateway("gw-2", "127.0.0.8", 5080, sendRegister=True,
                 credentials={"username": "pbx-2", "secret": "x"})
     )  # fmt: skip
     registry.start(index_of(gw(), second))
-    io.advance(0.0)
-    assert len(io.sent) == 2
+    io.advance_to(0.0)
+    assert len(io.messages) == 2
     reply(registry, io, 200, headers=[("Expires", "600")])  # gw-2 registered; gw-1 pending
     registry.stop()
     assert registry.status() == []
     assert registry.unregistering() == 1  # gw-1 was still in flight: nothing bound yet
-    bye = io.sent[-1]
+    bye = io.messages[-1]
     assert bye.get("expires") == "0" and bye.get("to") == "<sip:pbx-2@127.0.0.8>"
-    io.advance(1.0)  # Timer E: the un-REGISTER is sent again over UDP
-    assert io.sent[-1] is bye and io.sent.count(bye) > 1
+    io.advance_to(1.0)  # Timer E: the un-REGISTER is sent again over UDP
+    assert io.messages[-1] is bye and io.messages.count(bye) > 1
     registry.close()
     assert registry.unregistering() == 0 and io.live() == 0
 
 
 def test_registry_unregister_without_answer_ends_with_timer_f() -> None:
-    registry, io = make_registry()
+    registry, io, events = make_registry()
     registry.start(index_of(gw()))
-    io.advance(0.0)
+    io.advance_to(0.0)
     reply(registry, io, 200, headers=[("Expires", "600")])
     registry.stop()
-    io.advance(40.0)
+    io.advance_to(40.0)
     assert registry.unregistering() == 0
-    assert io.events[-1][0] == "gateway.unregistration.failed"
+    assert events[-1][0] == "gateway.unregistration.failed"
 
 
 @pytest.mark.parametrize(
@@ -333,15 +294,15 @@ def test_registry_unregister_without_answer_ends_with_timer_f() -> None:
     [({"expires": 120}, False), ({"credentials": {"username": "pbx-9", "secret": "s"}}, True)],
 )
 def test_registry_replaced_spec(change: dict[str, Any], unregistered: bool) -> None:
-    registry, io = make_registry()
+    registry, io, _ = make_registry()
     registry.start(index_of(gw()))
-    io.advance(0.0)
+    io.advance_to(0.0)
     reply(registry, io, 200, headers=[("Expires", "600")])
-    before = len(io.sent)
+    before = len(io.messages)
     registry.sync(index_of(gw(**change)))
-    io.advance(io.clock)
-    fresh = [m for m in io.sent[before:] if m.get("expires") != "0"]
-    gone = [m for m in io.sent[before:] if m.get("expires") == "0"]
+    io.advance_to(io.t)
+    fresh = [m for m in io.messages[before:] if m.get("expires") != "0"]
+    gone = [m for m in io.messages[before:] if m.get("expires") == "0"]
     assert len(fresh) == 1 and len(gone) == int(unregistered)
     if unregistered:
         assert gone[0].get("to") == "<sip:pbx-1@127.0.0.7>"

@@ -2,25 +2,24 @@
 toll fraud with a learnt Record-Route token), Timer C and CANCEL ending their client
 transactions, late 2xx, strict-routing detection, outbound-proxy Routes, the loop hash.
 
-A fake :class:`ProxyIO`: routr is 127.0.0.1:5060; the attacker (or caller) 127.0.0.2,
+The shared fake I/O: routr is 127.0.0.1:5060; the attacker (or caller) 127.0.0.2,
 the callee 127.0.0.3:5070, a gateway 127.0.0.4.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.fake_io import FakeClock, FakeIO, FakeSource
 
 from routr.core import proxy
 from routr.core.dialogs import Dialogs, Side
 from routr.core.proxy import Proxy
-from routr.core.routing import Decision, Hop, Target
+from routr.core.routing import Decision, Target
 from routr.core.vias import loop_hash
-from routr.sip.message import Message, Request, Response, make_request
-from routr.sip.uri import SipURI
+from routr.sip.message import Request, make_request
 
 CALLER_CONTACT = "<sip:att@127.0.0.2:5060>"
 CALLEE_URI = "sip:1002@127.0.0.3:5070"
@@ -28,94 +27,14 @@ CALLEE2_URI = "sip:1002@127.0.0.5:5070"
 GATEWAY_URI = "sip:+19005551234@127.0.0.4"
 
 
-class Src:
-    def __init__(self, ip: str, port: int = 5060, protocol: str = "udp") -> None:
-        self.ip, self.port, self.protocol, self.conn = ip, port, protocol, None
-
-    def __repr__(self) -> str:
-        return f"<Src {self.ip}:{self.port}>"
-
-
-CALLER = Src("127.0.0.2")
-CALLEE = Src("127.0.0.3", 5070)
-CALLEE2 = Src("127.0.0.5", 5070)
-
-
-class Timer:
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
-        self.when, self.callback, self.cancelled = when, callback, False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class FakeIO:
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.timers: list[Timer] = []
-        self.sent: list[tuple[Message, Hop]] = []
-        self.replies: list[Response] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
-        timer = Timer(when, callback)
-        self.timers.append(timer)
-        return timer
-
-    def advance(self, seconds: float) -> None:
-        end = self.t + seconds
-        while True:
-            due = [t for t in self.timers if not t.cancelled and t.when <= end]
-            if not due:
-                break
-            timer = min(due, key=lambda t: t.when)
-            self.timers.remove(timer)
-            self.t = max(self.t, timer.when)
-            timer.callback()
-        self.t = end
-
-    def reply(self, request: Request, response: Response, source: Any) -> None:
-        self.replies.append(response)
-
-    def send(self, message: Message, hop: Hop, on_error: Callable[[], None]) -> None:
-        self.sent.append((message, hop))
-
-    def via_for(self, hop: Hop) -> tuple[str, str, int]:
-        return "udp", "127.0.0.1", 5060
-
-    def inbound_via(self, source: Any) -> tuple[str, str, int]:
-        return "udp", "127.0.0.1", 5060
-
-    def is_self(self, uri: SipURI) -> bool:
-        return uri.host_key == "127.0.0.1" and (uri.port or 5060) == 5060
-
-    # helpers
-    def requests(self, method: str) -> list[tuple[Request, Hop]]:
-        """Sent requests of a method, retransmissions left out."""
-        seen: set[str] = set()
-        out = []
-        for m, h in self.sent:
-            if isinstance(m, Request) and m.method == method:
-                if m.via.branch in seen and method != "ACK":
-                    continue
-                seen.add(m.via.branch or "")
-                out.append((m, h))
-        return out
-
-    def finals(self) -> list[int]:
-        """Final responses sent upstream, retransmissions left out."""
-        out: list[int] = []
-        for r in self.replies:
-            if r.status >= 200 and (not out or out[-1] != r.status or r.status < 300):
-                out.append(r.status)
-        return out
+CALLER = FakeSource("127.0.0.2")
+CALLEE = FakeSource("127.0.0.3", 5070)
+CALLEE2 = FakeSource("127.0.0.5", 5070)
 
 
 class World:
     def __init__(self, targets: tuple[str, ...] = (CALLEE_URI,), **kwargs: Any) -> None:
-        self.io = FakeIO()
+        self.io = FakeIO(1000.0)
         self.routed: list[str] = []
 
         async def router(request: Request, source: Any) -> Decision:
@@ -127,14 +46,14 @@ class World:
         kwargs.setdefault("record_route", True)
         self.proxy = Proxy(self.io, router, secret=b"k" * 32, **kwargs)
 
-    async def request(self, request: Request, source: Src) -> None:
+    async def request(self, request: Request, source: FakeSource) -> None:
         await self.proxy.on_request(request, source)
 
     def respond(
         self,
         forwarded: Request,
         status: int,
-        source: Src = CALLEE,
+        source: FakeSource = CALLEE,
         to_tag: str = "b1",
         contact: str | None = None,
     ) -> None:
@@ -153,7 +72,7 @@ def invite(
     method: str = "INVITE",
     from_tag: str = "a1",
     branch: str = "z9hG4bK-a-1",
-    source: Src = CALLER,
+    source: FakeSource = CALLER,
     contact: str = CALLER_CONTACT,
     cseq: int = 1,
 ) -> Request:
@@ -291,12 +210,12 @@ async def test_early_dialog_allows_prack_and_ends_with_a_failure():
 
 
 def test_dialog_table_expires_and_is_bounded():
-    now = [0.0]
-    table = Dialogs(lambda: now[0], ttl=10.0, max_dialogs=2)
+    clock = FakeClock()
+    table = Dialogs(clock.now, ttl=10.0, max_dialogs=2)
     side = Side("x", ("1.1.1.1",), None)
     table.record("c1", "a", "b", side, side)
     assert table.find("c1", "b", "a") is not None  # either order
-    now[0] = 11.0
+    clock.advance(11.0)
     assert table.find("c1", "a", "b") is None
     for n in range(3):
         table.record(f"k{n}", "a", "b", side, side)

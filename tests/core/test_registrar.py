@@ -1,4 +1,6 @@
-"""The registrar without a network: parsed REGISTERs, a fake clock, the memory store."""
+"""The registrar without a network: parsed REGISTERs, the fake clock, the memory store.
+
+Phones send from 127.0.0.1:5070 unless a test says otherwise."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import itertools
 from typing import Any
 
 import pytest
+from support.fake_io import FakeClock, FakeConn, FakeSource
 
 from routr.core.auth import AuthFailures
 from routr.core.registrar import EXPIRED, REGISTERED, UNREGISTERED, EndpointEvent, Registrar
@@ -56,32 +59,6 @@ RESOURCES = [
 INDEX = Index(Snapshot.of(RESOURCES))
 
 
-class Conn:
-    __slots__ = ("id",)
-
-    def __init__(self, id: int) -> None:
-        self.id = id
-
-
-class Source:
-    """Duck-typed ``routr.transport.base.Source``."""
-
-    __slots__ = ("conn", "ip", "local", "port", "protocol")
-
-    def __init__(
-        self,
-        protocol: str = "udp",
-        ip: str = "127.0.0.1",
-        port: int = 5070,
-        conn: Conn | None = None,
-    ) -> None:
-        self.protocol = protocol
-        self.ip = ip
-        self.port = port
-        self.local = ("127.0.0.1", 5060)
-        self.conn = conn
-
-
 def request(
     method: str = "REGISTER",
     *,
@@ -124,7 +101,8 @@ class World:
     """A registrar over the memory store, the events it sent, and a client helper."""
 
     def __init__(self, *, internal: bool = False, **config: int) -> None:
-        self.store = MemoryStore(clock=lambda: NOW)
+        self.clock = FakeClock(NOW)
+        self.store = MemoryStore(clock=self.clock.now)
         self.nonces = NonceIssuer(b"test-secret")
         self.events: list[EndpointEvent] = []
         self.failures = AuthFailures(failures=3, seconds=60)
@@ -138,8 +116,10 @@ class World:
             failures=self.failures,
         )
 
-    async def send(self, req: Request, now: float = NOW, source: Source | None = None) -> Response:
-        return await self.registrar.handle(req, source or Source(), now)
+    async def send(
+        self, req: Request, now: float = NOW, source: FakeSource | None = None
+    ) -> Response:
+        return await self.registrar.handle(req, source or FakeSource(port=5070), now)
 
     async def register(
         self,
@@ -149,7 +129,7 @@ class World:
         domain: str = "sip.local",
         algorithm: str = "SHA-256",
         now: float = NOW,
-        source: Source | None = None,
+        source: FakeSource | None = None,
         nc: int = 1,
         **kw: Any,
     ) -> Response:
@@ -388,7 +368,7 @@ async def test_path_is_stored_and_echoed() -> None:
 
 async def test_user_agent_and_flow_are_kept() -> None:
     w = World()
-    src = Source("tcp", "127.0.0.1", 40001, Conn(17))
+    src = FakeSource("127.0.0.1", 40001, "tcp", FakeConn(17))
     await w.register(source=src, transport="TCP", extra=(("User-Agent", "phone/2"),))
     [b] = await w.store.lookup("sip:1001@sip.local")
     assert (b.user_agent, b.transport, b.conn_id, b.local) == (
@@ -406,7 +386,9 @@ async def test_user_agent_and_flow_are_kept() -> None:
 async def test_client_behind_nat_is_reached_at_its_source() -> None:
     w = World()
     await w.register(
-        via="127.0.0.99:5999", contacts=("<sip:1001@127.0.0.99:5999>",), source=Source(port=40123)
+        via="127.0.0.99:5999",
+        contacts=("<sip:1001@127.0.0.99:5999>",),
+        source=FakeSource(port=40123),
     )
     [b] = await w.store.lookup("sip:1001@sip.local")
     assert b.nat and b.contact == "sip:1001@127.0.0.99:5999"
@@ -422,7 +404,7 @@ async def test_client_not_behind_nat_is_reached_at_its_contact() -> None:
 
 async def test_websocket_clients_are_always_reached_over_their_flow() -> None:
     w = World()
-    src = Source("wss", "127.0.0.1", 50000, Conn(9))
+    src = FakeSource("127.0.0.1", 50000, "wss", FakeConn(9))
     await w.register(
         via="abcdef.invalid",
         transport="WSS",
@@ -469,7 +451,7 @@ async def test_peer_without_device_binds_the_from_host() -> None:
 
 async def test_peer_contact_addr_overrides_the_address() -> None:
     w = World()
-    src = Source("tcp", "127.0.0.1", 40002, Conn(3))
+    src = FakeSource("127.0.0.1", 40002, "tcp", FakeConn(3))
     r = await w.register(
         user="fixed",
         password="fixedsecret",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from support.data import agent, domain, gateway, number, peer
+from support.fake_io import FakeClock, FakeSource
 
 from routr.core.router import Router, Sessions
 from routr.core.routing import Decision
@@ -21,11 +22,9 @@ GW_IP = "127.0.0.7"
 _seq = itertools.count(1)
 
 
-class Source:
-    def __init__(self, ip: str = "10.0.0.5", port: int = 5060, protocol: str = "udp") -> None:
-        self.ip, self.port, self.protocol = ip, port, protocol
-        self.local = ("127.0.0.1", 5060)
-        self.conn = None
+def caller(ip: str = "10.0.0.5", port: int = 5060) -> FakeSource:
+    """Where the request came from (10.0.0.5: inside sip.local's ACL)."""
+    return FakeSource(ip, port)
 
 
 RESOURCES: list[dict[str, Any]] = [
@@ -79,13 +78,18 @@ async def bind(store: MemoryStore, aor: str, contact: str, kind: str = "Agent", 
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore(clock=lambda: NOW)
+def clock() -> FakeClock:
+    return FakeClock(NOW)
 
 
 @pytest.fixture
-def router(store: MemoryStore) -> Router:
-    return Router(lambda: INDEX, store, clock=lambda: NOW, sessions=Sessions(lambda: NOW))
+def store(clock: FakeClock) -> MemoryStore:
+    return MemoryStore(clock=clock.now)
+
+
+@pytest.fixture
+def router(store: MemoryStore, clock: FakeClock) -> Router:
+    return Router(lambda: INDEX, store, clock=clock.now, sessions=Sessions(clock.now))
 
 
 def uris(decision: Decision) -> list[str]:
@@ -104,33 +108,33 @@ def header(decision: Decision, name: str) -> str | None:
 async def test_intra_domain_forks_to_every_binding(router: Router, store: MemoryStore) -> None:
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.20:5060")
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.21:5060")
-    d = await router(invite("sip:1002@sip.local"), Source())
+    d = await router(invite("sip:1002@sip.local"), caller())
     assert sorted(uris(d)) == ["sip:1002@10.0.0.20:5060", "sip:1002@10.0.0.21:5060"]
     assert d.targets[0].hop is not None and d.targets[0].hop.host.startswith("10.0.0.2")
 
 
 async def test_intra_domain_without_bindings_is_480(router: Router) -> None:
-    d = await router(invite("sip:1002@sip.local"), Source())
+    d = await router(invite("sip:1002@sip.local"), caller())
     assert d.status == 480
 
 
 async def test_intra_domain_to_a_peer_of_the_domain(router: Router, store: MemoryStore) -> None:
     await bind(store, "sip:ast@sip.local", "sip:ast@10.0.0.30:6060", kind="Peer")
-    assert uris(await router(invite("sip:ast@sip.local"), Source())) == ["sip:ast@10.0.0.30:6060"]
+    assert uris(await router(invite("sip:ast@sip.local"), caller())) == ["sip:ast@10.0.0.30:6060"]
 
 
 async def test_domain_acl_denies_intra_domain(router: Router, store: MemoryStore) -> None:
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.20:5060")
-    d = await router(invite("sip:1002@sip.local"), Source("192.0.2.1"))
+    d = await router(invite("sip:1002@sip.local"), caller("192.0.2.1"))
     assert (d.status, d.reason) == (403, "Forbidden By Domain ACL")
 
 
-async def test_use_to_as_aor(store: MemoryStore) -> None:
-    router = Router(lambda: INDEX, store, use_to_as_aor=True, clock=lambda: NOW)
+async def test_use_to_as_aor(store: MemoryStore, clock: FakeClock) -> None:
+    router = Router(lambda: INDEX, store, use_to_as_aor=True, clock=clock.now)
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.20:5060")
     request = invite("sip:whatever@10.0.0.1")
     request.set("to", "<sip:1002@sip.local>")
-    assert uris(await router(request, Source())) == ["sip:1002@10.0.0.20:5060"]
+    assert uris(await router(request, caller())) == ["sip:1002@10.0.0.20:5060"]
 
 
 # -- INTER_DOMAIN -------------------------------------------------------------------------
@@ -138,7 +142,7 @@ async def test_use_to_as_aor(store: MemoryStore) -> None:
 
 async def test_inter_domain_is_403(router: Router, store: MemoryStore) -> None:
     await bind(store, "sip:2001@sip.other", "sip:2001@10.0.0.40:5060")
-    d = await router(invite("sip:2001@sip.other"), Source())
+    d = await router(invite("sip:2001@sip.other"), caller())
     assert d.status == 403 and "Inter-Domain" in (d.reason or "")
 
 
@@ -146,7 +150,7 @@ async def test_inter_domain_is_403(router: Router, store: MemoryStore) -> None:
 
 
 async def test_egress_to_the_gateway_of_the_first_matching_policy(router: Router) -> None:
-    d = await router(invite("sip:+17065551234@sip.local"), Source())
+    d = await router(invite("sip:+17065551234@sip.local"), caller())
     assert uris(d) == [f"sip:+17065551234@{GW_IP}:5080"]
     target = d.targets[0]
     assert target.hop is not None
@@ -159,7 +163,7 @@ async def test_egress_to_the_gateway_of_the_first_matching_policy(router: Router
 
 
 async def test_egress_second_policy_gateway_transport_and_default_port(router: Router) -> None:
-    d = await router(invite("sip:00442079460000@example.net"), Source())
+    d = await router(invite("sip:00442079460000@example.net"), caller())
     assert uris(d) == ["sip:00442079460000@127.0.0.8;transport=tcp"]
     hop = d.targets[0].hop
     assert hop is not None and (hop.transport, hop.port) == ("tcp", 5060)
@@ -168,26 +172,26 @@ async def test_egress_second_policy_gateway_transport_and_default_port(router: R
 
 
 async def test_egress_rules_match_the_whole_user(router: Router) -> None:
-    d = await router(invite("sip:17065551234999@sip.local"), Source())
+    d = await router(invite("sip:17065551234999@sip.local"), caller())
     assert d.status == 404  # a prefix match is no match
 
 
 async def test_egress_with_no_policy_is_404_for_a_local_host_else_403(router: Router) -> None:
-    assert (await router(invite("sip:bob@sip.local"), Source())).status == 404
-    assert (await router(invite("sip:bob@example.net"), Source())).status == 403
+    assert (await router(invite("sip:bob@sip.local"), caller())).status == 404
+    assert (await router(invite("sip:bob@example.net"), caller())).status == 403
     other = invite("sip:+17065551234@sip.other", "sip:2001@sip.other")
-    assert (await router(other, Source())).status == 404  # sip.other has no policy
+    assert (await router(other, caller())).status == 404  # sip.other has no policy
 
 
 async def test_egress_by_tel_uri(router: Router) -> None:
-    assert uris(await router(invite("tel:+17065551234"), Source())) == [
+    assert uris(await router(invite("tel:+17065551234"), caller())) == [
         f"sip:+17065551234@{GW_IP}:5080"
     ]
 
 
 async def test_private_agent_calls_as_anonymous(router: Router) -> None:
     request = invite("sip:+17065551234@sip.local", "sip:1003@sip.local")
-    d = await router(request, Source())
+    d = await router(request, caller())
     tag = request.from_.tag
     assert header(d, "From") == f'"Anonymous" <sip:anonymous@anonymous.invalid>;tag={tag}'
     assert header(d, "Privacy") == "id"
@@ -200,7 +204,7 @@ async def test_private_agent_is_anonymous_inside_the_domain(
     router: Router, store: MemoryStore
 ) -> None:
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.20:5060")
-    d = await router(invite("sip:1002@sip.local", "sip:1003@sip.local"), Source())
+    d = await router(invite("sip:1002@sip.local", "sip:1003@sip.local"), caller())
     assert (header(d, "From") or "").startswith('"Anonymous"')
 
 
@@ -214,17 +218,17 @@ async def test_private_agent_is_anonymous_inside_the_domain(
 )  # fmt: skip
 async def test_ingress_from_a_gateway(router: Router, store: MemoryStore, uri: str) -> None:
     await bind(store, "sip:1001@sip.local", "sip:1001@10.0.0.10:5060")
-    d = await router(invite(uri, "sip:+13055550000@provider.net"), Source(GW_IP, 5080))
+    d = await router(invite(uri, "sip:+13055550000@provider.net"), caller(GW_IP, 5080))
     assert uris(d) == ["sip:1001@10.0.0.10:5060"]
 
 
 async def test_ingress_without_bindings_is_480(router: Router) -> None:
-    d = await router(invite("tel:+17066041487", "sip:x@provider.net"), Source(GW_IP, 5080))
+    d = await router(invite("tel:+17066041487", "sip:x@provider.net"), caller(GW_IP, 5080))
     assert d.status == 480
 
 
 async def test_unknown_tel_number_is_404(router: Router) -> None:
-    d = await router(invite("tel:+19995550000", "sip:x@provider.net"), Source(GW_IP, 5080))
+    d = await router(invite("tel:+19995550000", "sip:x@provider.net"), caller(GW_IP, 5080))
     assert d.status == 404
 
 
@@ -232,7 +236,7 @@ async def test_an_agent_calling_a_number_of_ours_reaches_its_aor(
     router: Router, store: MemoryStore
 ) -> None:
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.20:5060")
-    d = await router(invite("sip:+442071234567@sip.local"), Source())
+    d = await router(invite("sip:+442071234567@sip.local"), caller())
     assert uris(d) == ["sip:1002@10.0.0.20:5060"]
 
 
@@ -241,10 +245,10 @@ async def test_an_agent_calling_a_number_of_ours_reaches_its_aor(
 
 async def test_gateway_recognised_only_on_its_port(router: Router, store: MemoryStore) -> None:
     request = invite("sip:ast@sip.local", "sip:x@provider.net")
-    assert (await router.classify(request, Source(GW_IP, 5080), INDEX)).gateway is not None
-    assert (await router.classify(request, Source(GW_IP, 5081), INDEX)).gateway is None
+    assert (await router.classify(request, caller(GW_IP, 5080), INDEX)).gateway is not None
+    assert (await router.classify(request, caller(GW_IP, 5081), INDEX)).gateway is None
     # A gateway without a port matches any source port.
-    assert (await router.classify(request, Source("127.0.0.8", 40000), INDEX)).gateway
+    assert (await router.classify(request, caller("127.0.0.8", 40000), INDEX)).gateway
 
 
 # -- anyone else --------------------------------------------------------------------------
@@ -252,14 +256,14 @@ async def test_gateway_recognised_only_on_its_port(router: Router, store: Memory
 
 async def test_anyone_to_a_local_aor_is_intra_domain(router: Router, store: MemoryStore) -> None:
     await bind(store, "sip:1001@sip.local", "sip:1001@10.0.0.10:5060")
-    d = await router(invite("sip:1001@sip.local", "sip:someone@example.net"), Source())
+    d = await router(invite("sip:1001@sip.local", "sip:someone@example.net"), caller())
     assert uris(d) == ["sip:1001@10.0.0.10:5060"]
-    d = await router(invite("sip:1001@sip.local", "sip:someone@example.net"), Source("192.0.2.1"))
+    d = await router(invite("sip:1001@sip.local", "sip:someone@example.net"), caller("192.0.2.1"))
     assert d.status == 403  # the domain ACL
 
 
 async def test_anyone_to_elsewhere_is_403(router: Router) -> None:
-    d = await router(invite("sip:bob@example.net", "sip:someone@example.net"), Source())
+    d = await router(invite("sip:bob@example.net", "sip:someone@example.net"), caller())
     assert d.status == 403
 
 
@@ -276,7 +280,7 @@ async def test_peer_egress_by_dod_header(router: Router, store: MemoryStore) -> 
     request = invite(
         "sip:+13055551234@10.0.0.1", "sip:ast@sip.local", extra=[("X-DOD-Number", "+15550001111")]
     )
-    d = await router(request, Source("10.0.0.30", 6060))
+    d = await router(request, caller("10.0.0.30", 6060))
     assert uris(d) == [f"sip:+13055551234@{GW_IP}:5080"]
     assert "X-DOD-Number" in d.targets[0].remove_headers
     assert header(d, "P-Asserted-Identity") == f"<sip:+15550001111@{GW_IP}>"
@@ -289,9 +293,9 @@ async def test_peer_egress_by_from_user(router: Router, store: MemoryStore) -> N
     request.set("from", "<sip:15550001111@sip.local>;tag=x")
     # The From user is the DOD number, so the caller is not recognised as the Peer by it:
     # it is "anyone" calling elsewhere.
-    assert (await router(request, Source("10.0.0.30", 6060))).status == 403
+    assert (await router(request, caller("10.0.0.30", 6060))).status == 403
     request = invite("sip:+13055551234@10.0.0.1", "sip:ast@sip.local")
-    d = await router(request, Source("10.0.0.30", 6060))
+    d = await router(request, caller("10.0.0.30", 6060))
     assert d.status == 404 and "DOD" in (d.reason or "")  # From user "ast" is no Number
 
 
@@ -299,14 +303,14 @@ async def test_peer_egress_unknown_dod_is_404(router: Router, store: MemoryStore
     await _peer_caller(store)
     request = invite("sip:+13055551234@10.0.0.1", "sip:ast@sip.local",
                      extra=[("X-DOD-Number", "+19990000000")])  # fmt: skip
-    d = await router(request, Source("10.0.0.30", 6060))
+    d = await router(request, caller("10.0.0.30", 6060))
     assert (d.status, d.reason) == (404, "Not Found: Unknown DOD Number")
 
 
 async def test_peer_to_an_agent_is_intra_domain(router: Router, store: MemoryStore) -> None:
     await _peer_caller(store)
     await bind(store, "sip:1001@sip.local", "sip:1001@10.0.0.10:5060")
-    d = await router(invite("sip:1001@sip.local", "sip:ast@sip.local"), Source("10.0.0.30"))
+    d = await router(invite("sip:1001@sip.local", "sip:ast@sip.local"), caller("10.0.0.30"))
     assert uris(d) == ["sip:1001@10.0.0.10:5060"]
 
 
@@ -314,7 +318,7 @@ async def test_peer_to_an_unknown_local_user_goes_out(router: Router, store: Mem
     await _peer_caller(store)
     request = invite("sip:+13055551234@sip.local", "sip:ast@sip.local",
                      extra=[("X-DOD-Number", "15550001111")])  # fmt: skip
-    assert uris(await router(request, Source("10.0.0.30"))) == [f"sip:+13055551234@{GW_IP}:5080"]
+    assert uris(await router(request, caller("10.0.0.30"))) == [f"sip:+13055551234@{GW_IP}:5080"]
 
 
 async def test_a_peer_not_at_its_registered_address_is_anyone(
@@ -323,7 +327,7 @@ async def test_a_peer_not_at_its_registered_address_is_anyone(
     await _peer_caller(store)
     request = invite("sip:+13055551234@10.0.0.1", "sip:ast@sip.local",
                      extra=[("X-DOD-Number", "15550001111")])  # fmt: skip
-    assert (await router(request, Source("10.0.0.99"))).status == 403
+    assert (await router(request, caller("10.0.0.99"))).status == 403
 
 
 # -- Peers with several bindings ----------------------------------------------------------
@@ -338,18 +342,18 @@ async def _three(store: MemoryStore, aor: str) -> list[str]:
 
 async def test_round_robin_across_peer_bindings(router: Router, store: MemoryStore) -> None:
     contacts = await _three(store, "sip:rrp@sip.local")
-    seen = [uris(await router(invite("sip:rrp@sip.local", "sip:x@e.net"), Source()))[0]
+    seen = [uris(await router(invite("sip:rrp@sip.local", "sip:x@e.net"), caller()))[0]
             for _ in range(6)]  # fmt: skip
     assert sorted(seen[:3]) == sorted(contacts) and seen[3:] == seen[:3]
 
 
 async def test_call_id_affinity(router: Router, store: MemoryStore) -> None:
     await _three(store, "sip:rrp@sip.local")
-    first = uris(await router(invite("sip:rrp@sip.local", "sip:x@e.net", call_id="A"), Source()))
+    first = uris(await router(invite("sip:rrp@sip.local", "sip:x@e.net", call_id="A"), caller()))
     for _ in range(4):
-        again = await router(invite("sip:rrp@sip.local", "sip:x@e.net", call_id="A"), Source())
+        again = await router(invite("sip:rrp@sip.local", "sip:x@e.net", call_id="A"), caller())
         assert uris(again) == first
-        await router(invite("sip:rrp@sip.local", "sip:x@e.net"), Source())  # others move on
+        await router(invite("sip:rrp@sip.local", "sip:x@e.net"), caller())  # others move on
 
 
 def _final(request: Request, status: int) -> Response:
@@ -361,12 +365,12 @@ async def test_least_sessions_picks_the_least_busy_binding(
 ) -> None:
     contacts = await _three(store, "sip:lbp@sip.local")
     calls = [invite("sip:lbp@sip.local", "sip:x@e.net") for _ in range(3)]
-    chosen = [uris(await router(c, Source()))[0] for c in calls]
+    chosen = [uris(await router(c, caller()))[0] for c in calls]
     assert sorted(chosen) == sorted(contacts)  # one call each
     sessions = router.sessions
     sessions.on_response(_final(calls[0], 200))  # up
     sessions.on_response(_final(calls[1], 486))  # ended: that binding is free again
-    nxt = uris(await router(invite("sip:lbp@sip.local", "sip:x@e.net"), Source()))[0]
+    nxt = uris(await router(invite("sip:lbp@sip.local", "sip:x@e.net"), caller()))[0]
     assert nxt == chosen[1]
     # The answer to a relayed BYE frees the established call (the BYE alone does not: it
     # may be refused, and anyone can send one).
@@ -378,11 +382,11 @@ async def test_least_sessions_picks_the_least_busy_binding(
 
 
 async def test_least_sessions_counts_expire() -> None:
-    now = [0.0]
-    sessions = Sessions(lambda: now[0], pending_ttl=10, call_ttl=100, affinity_ttl=5)
+    clock = FakeClock()
+    sessions = Sessions(clock.now, pending_ttl=10, call_ttl=100, affinity_ttl=5)
     sessions.open("c1", "sip:a@b", "sip:x", counted=True)
     assert sessions.count("sip:a@b", "sip:x") == 1
-    now[0] = 20.0  # no final response came (lost): the pending call stops counting
+    clock.advance(20.0)  # no final response came (lost): the pending call stops counting
     sessions.open("c2", "sip:a@b", "sip:y", counted=True)
     assert sessions.count("sip:a@b", "sip:x") == 0
     assert sessions.affinity("c2", "sip:a@b") == "sip:y"
@@ -392,7 +396,7 @@ async def test_least_sessions_counts_expire() -> None:
 async def test_agent_bindings_are_not_load_balanced(router: Router, store: MemoryStore) -> None:
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.20:5060")
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.21:5060")
-    assert len(uris(await router(invite("sip:1002@sip.local"), Source()))) == 2
+    assert len(uris(await router(invite("sip:1002@sip.local"), caller()))) == 2
 
 
 async def test_a_response_with_a_broken_cseq_counts_nothing(
@@ -400,7 +404,7 @@ async def test_a_response_with_a_broken_cseq_counts_nothing(
 ) -> None:
     await _three(store, "sip:lbp@sip.local")
     call = invite("sip:lbp@sip.local", "sip:x@e.net")
-    await router(call, Source())
+    await router(call, caller())
     broken = parse_message(
         _final(call, 200).to_bytes().replace(b"CSeq: 1 INVITE", b"CSeq: one INVITE")
     )
