@@ -401,6 +401,8 @@ class Proxy:
         # As if the branch had answered: our Via on top, which _forward pops (a response
         # made from the received request would lose the caller's Via instead).
         response = br.tx.request.response(status, reason, headers=[("Server", self.server_header)])
+        if br.shift:
+            shift_cseq(response, -br.shift)  # made of what we sent: the caller's CSeq back
         br.response = response
         if not ctx.final_sent and (ctx.best is None or _better(response, ctx.best)):
             ctx.best = response

@@ -19,6 +19,7 @@ from routr.core.dialogs import Dialogs, Side
 from routr.core.proxy import Proxy
 from routr.core.routing import Decision, Target
 from routr.core.vias import loop_hash
+from routr.sip.digest import build_challenge
 from routr.sip.message import Request, make_request
 
 CALLER_CONTACT = "<sip:att@127.0.0.2:5060>"
@@ -275,6 +276,25 @@ async def test_2xx_after_a_6xx_of_the_same_branch_is_forwarded():
     world.respond(fwd, 200, to_tag="t2")
     assert world.io.finals() == [603, 200]
     assert world.io.replies[-1].to.tag == "t2"
+
+
+async def test_our_408_after_a_gateway_challenge_has_the_callers_cseq():
+    """The answer to a Gateway's 407 goes with CSeq + 1; the 408 we make when it gets no
+    answer goes upstream with the caller's own CSeq, like any response of that branch."""
+    io = FakeIO(1000.0)
+
+    async def router(request: Request, source: Any) -> Decision:
+        return Decision([Target(GATEWAY_URI, credentials=("pbx-1", "s3cret"))])
+
+    gateway = Proxy(io, router, secret=b"k" * 32, timer_c=5.0)
+    await gateway.on_request(invite(GATEWAY_URI, cseq=1), CALLER)
+    fwd = io.requests("INVITE")[-1][0]
+    challenge = [("Proxy-Authenticate", build_challenge("provider", "n1"))]
+    gateway.on_response(fwd.response(407, to_tag="g1", headers=challenge), FakeSource("127.0.0.4"))
+    assert io.requests("INVITE")[-1][0].cseq.number == 2
+    io.advance(40)  # the gateway never answers: Timer C
+    assert io.finals() == [408]
+    assert {r.cseq.number for r in io.replies} == {1}
 
 
 # -- 5. to 7. ---------------------------------------------------------------------------
