@@ -32,7 +32,7 @@ from routr.sip.errors import ParseError
 from routr.sip.message import Request, Response
 from routr.sip.uri import SipURI, hostport
 
-_log = logging.getLogger("routr.proxy")
+_log = logging.getLogger("routr.proxy")  # its refusals are the proxy's, logged as before
 
 #: Requests that make a dialog: we record-route them, and their 1xx/2xx record the dialog.
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
