@@ -20,7 +20,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Final
 
+from routr.core.routing import Decision
 from routr.events import CallAnswered, CallEnded, CallStarted, Event
+from routr.sip.message import Request
 
 RINGING: Final = "ringing"
 UP: Final = "up"
@@ -210,6 +212,28 @@ class Calls:
             )
         )  # fmt: skip
         return call
+
+    def routed(self, request: Request, decision: Decision) -> bool:
+        """A request forwarded to the targets of ``decision``: an initial INVITE starts a
+        call (True); another request balanced to a Peer binding keeps its affinity."""
+        if not decision.strategy:
+            return False  # routed by its Route headers: inside a dialog, not a new call
+        if request.method != "INVITE":
+            if decision.binding is not None:
+                self.remember(request.call_id, decision.binding)
+            return False
+        self.start(
+            request.call_id,
+            from_uri=str(request.from_.uri),
+            to_uri=str(request.to.uri),
+            strategy=decision.strategy,
+            caller_ref=decision.caller_ref,
+            callee_ref=decision.callee_ref,
+            gateway_ref=decision.gateway_ref,
+            peer_ref=decision.peer_ref,
+            binding=decision.binding,
+        )
+        return True
 
     def remember(self, call_id: str, binding: Binding) -> None:
         """A request other than INVITE balanced to a Peer binding: affinity only."""

@@ -19,6 +19,14 @@ from typing import Any, Final, Protocol
 from routr.core.gateway_auth import authorize
 from routr.core.routing import STREAM, Hop, TimerHandle
 from routr.data.index import Index
+from routr.events import (
+    Event,
+    GatewayEvent,
+    GatewayRegistered,
+    GatewayRegistrationFailed,
+    GatewayUnregistered,
+    GatewayUnregistrationFailed,
+)
 from routr.models.resources import Gateway
 from routr.sip.errors import ParseError
 from routr.sip.message import Message, Request, Response, make_request
@@ -39,8 +47,6 @@ _log = logging.getLogger("routr.gateways")
 REFRESH_AT: Final = 0.9  # of the granted expires
 RETRY_BASE: Final = 2.0
 RETRY_CAP: Final = 300.0
-
-Event = tuple[str, dict[str, Any]]
 
 
 # -- outbound registration: the protocol --------------------------------------------------
@@ -137,7 +143,7 @@ class Registration:
                 self.cseq = out.cseq.number
                 return out, None
         if self.leaving:
-            return None, self._left(200 <= status < 300, f"{status} {response.reason}")
+            return None, self._left(now, 200 <= status < 300, f"{status} {response.reason}")
         if status == 423 and last is not None:
             minimum = _int(response.get("min-expires"))
             if minimum and minimum > self.requested:
@@ -152,7 +158,7 @@ class Registration:
         """No response (Timer F) or it could not be sent."""
         self.last_status, self.last_reason = None, reason
         if self.leaving:
-            return self._left(False, reason)
+            return self._left(now, False, reason)
         return self._failed(now, reason)
 
     # -- steps ----------------------------------------------------------------------------
@@ -175,7 +181,7 @@ class Registration:
         self.failures = 0
         self.registered_at = now
         self.next_at = now + max(1.0, self.expires * REFRESH_AT)
-        return None, ("gateway.registered", self._event())
+        return None, self._event(GatewayRegistered, now)
 
     def _failed(self, now: float, reason: str) -> Event:
         self.state = "failed"
@@ -184,16 +190,16 @@ class Registration:
         self.next_at = now + delay
         _log.info("gateway %s registration at %s:%s failed (%s); retry in %.0f s", self.ref,
                   *self.registrar, reason, delay)  # fmt: skip
-        return "gateway.registration.failed", {**self._event(), "reason": reason}
+        return self._event(GatewayRegistrationFailed, now, reason)
 
-    def _left(self, ok: bool, reason: str) -> Event:
+    def _left(self, now: float, ok: bool, reason: str) -> Event:
         self.state = "unregistered" if ok else "failed"
         self.done = True
         if ok:
-            return "gateway.unregistered", self._event()
+            return self._event(GatewayUnregistered, now)
         _log.info("gateway %s un-registration at %s:%s failed (%s)", self.ref, *self.registrar,
                   reason)  # fmt: skip
-        return "gateway.unregistration.failed", {**self._event(), "reason": reason}
+        return self._event(GatewayUnregistrationFailed, now, reason)
 
     def _request(
         self, via: tuple[str, str, int], expires: int, contact: tuple[str, int] | None = None
@@ -220,7 +226,18 @@ class Registration:
         self._last = request
         return request
 
-    def _event(self) -> dict[str, Any]:
+    def _event(self, kind: type[GatewayEvent], now: float, why: str | None = None) -> Event:
+        return kind(
+            timestamp=now,
+            ref=self.ref,
+            registrar=hostport(*self.registrar),
+            expires=self.expires,
+            status=self.last_status,
+            # a response's own phrase, else why none came (a timeout, a send failure)
+            reason=self.last_reason if self.last_status is not None or why is None else why,
+        )
+
+    def _describe(self) -> dict[str, Any]:
         return {
             "ref": self.ref,
             "name": self.gateway.metadata.name,
@@ -232,7 +249,7 @@ class Registration:
     def status(self, now: float) -> dict[str, Any]:
         """For ``/registry``: where it stands and what comes next."""
         return {
-            **self._event(),
+            **self._describe(),
             "transport": self.transport,
             "state": self.state,
             "registered": self.state == "registered",
@@ -305,14 +322,14 @@ class GatewayRegistry:
         hop: HopFactory,
         *,
         user_agent: str = "routr",
-        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        emit: Callable[[Event], None] | None = None,
         retry_base: float = RETRY_BASE,
         retry_cap: float = RETRY_CAP,
     ) -> None:
         self.io = io
         self.hop = hop
         self.user_agent = user_agent
-        self.on_event = on_event
+        self.emit = emit
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.registrations: dict[tuple[str, str, int], Registration] = {}
@@ -522,12 +539,5 @@ class GatewayRegistry:
     def _emit(self, event: Event | None) -> None:
         if event is None:
             return
-        name, data = event
-        if name == "gateway.registered":
-            _log.info("gateway %s registered at %s for %s s", data["ref"], data["registrar"],
-                      data["expires"])  # fmt: skip
-        if self.on_event is not None:
-            try:
-                self.on_event(name, data)
-            except Exception:
-                _log.exception("gateway event callback failed")
+        if self.emit is not None:
+            self.emit(event)

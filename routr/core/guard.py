@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 
 from routr.core.acl import Acl
 from routr.core.auth import AuthFailures
+from routr.events import Event, SecurityBanned
 
 #: User-Agent fragments of SIP scanners (lower case); such requests are dropped unanswered,
 #: since any answer confirms a SIP server is here.
@@ -29,8 +30,18 @@ class Guard:
     failed authentication too often. Trusted networks are never banned.
     """
 
-    __slots__ = ("_bans", "_counts", "_trusted", "auth_ban", "block_scanners", "failures",
-                 "flood_ban", "flood_requests", "flood_seconds", "on_ban")  # fmt: skip
+    __slots__ = (
+        "_bans",
+        "_counts",
+        "_trusted",
+        "auth_ban",
+        "block_scanners",
+        "emit",
+        "failures",
+        "flood_ban",
+        "flood_requests",
+        "flood_seconds",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -42,7 +53,7 @@ class Guard:
         failures: AuthFailures | None = None,
         auth_ban: float = 900.0,
         block_scanners: bool = True,
-        on_ban: Callable[[str, str, float], None] | None = None,
+        emit: Callable[[Event], None] | None = None,
     ) -> None:
         # Trusted = an ACL that allows the trusted networks and denies everything else.
         self._trusted = Acl.from_lists(allow=list(trusted), deny=["0.0.0.0/0", "::/0"])
@@ -52,7 +63,7 @@ class Guard:
         self.failures = failures
         self.auth_ban = auth_ban
         self.block_scanners = block_scanners
-        self.on_ban = on_ban
+        self.emit = emit
         self._bans: dict[str, float] = {}  # ip -> banned until
         self._counts: dict[str, list[float]] = {}  # ip -> [window start, packets]
 
@@ -96,8 +107,8 @@ class Guard:
         if len(self._bans) >= _MAX_TRACKED:
             self._bans = {k: v for k, v in self._bans.items() if v > now}
         self._bans[ip] = now + seconds
-        if self.on_ban is not None:
-            self.on_ban(ip, reason, seconds)
+        if self.emit is not None:
+            self.emit(SecurityBanned(timestamp=now, ip=ip, reason=reason, seconds=seconds))
 
     def banned(self, now: float) -> dict[str, float]:
         """Banned sources and the seconds each ban has left."""

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from routr.core.branches import TIMER_C, Branch, Branches, rearm
+from routr.core.calls import Calls
 from routr.core.dialogs import Dialog, Dialogs
 from routr.core.gateway_auth import CredentialsAt, CSeqShifts, answer_challenge, shift_cseq
 from routr.core.indialog import DIALOG_METHODS, DialogRoutes, undo_strict_routing
@@ -59,7 +60,7 @@ Router = Callable[[Request, Any], Awaitable[Decision]]
 class Context:
     """A request being proxied: its server transaction and its branches."""
 
-    __slots__ = ("best", "branches", "challenges", "dialog", "dialog_side", "early",
+    __slots__ = ("best", "branches", "call", "challenges", "dialog", "dialog_side", "early",
                  "final_sent", "final_status", "loop_hash", "record_routed", "request",
                  "source", "timer", "tx")  # fmt: skip
 
@@ -78,6 +79,7 @@ class Context:
         self.dialog_side = 0  # which side of it sent the request
         self.early: list[Dialog] = []  # early dialogs made by 1xx to this request
         self.record_routed = False  # we put our Record-Route in (some branch of) it
+        self.call = False  # an initial INVITE in the call record
 
 
 class Proxy:
@@ -94,8 +96,11 @@ class Proxy:
         timer_c: float = TIMER_C,
         gateway_credentials: CredentialsAt | None = None,
         dialogs: Dialogs | None = None,
+        calls: Calls | None = None,
     ) -> None:
         self.io = io
+        #: The call record: fed with each routed INVITE, its final answer and its BYE's.
+        self.calls = calls
         #: The credentials of the Gateway at a hop, if one is there: to answer its challenge
         #: to an in-dialog request, whose route (unlike the router's targets) names no Gateway.
         self.gateway_credentials = gateway_credentials
@@ -123,7 +128,10 @@ class Proxy:
         """A checked request whose top Via already carries received/rport."""
         method = request.method
         if method == "ACK":
-            self._on_ack(request, source)
+            try:
+                self._on_ack(request, source)
+            except ParseError as exc:  # an ACK is never answered: dropped, and said so
+                _log.info("dropped an ACK from %s: %s", getattr(source, "ip", "?"), exc.reason)
             return
         key = server_key(request)
         ctx = self.servers.get(key)
@@ -167,6 +175,8 @@ class Proxy:
             self._fork(ctx, target)
         if not ctx.branches:
             self._final(ctx, 503, "No Route To Target")
+        elif self.calls is not None:
+            ctx.call = self.calls.routed(ctx.request, decision)
 
     async def serve(
         self, request: Request, source: Any, answer: Callable[[], Awaitable[Response]]
@@ -450,8 +460,12 @@ class Proxy:
                 ctx.final_status = status
                 if ctx.early:
                     self.dialog_routes.end_early(ctx)
+                if ctx.call and self.calls is not None:
+                    self.calls.on_final(ctx.request.call_id, status)
             if ctx.dialog is not None and ctx.request.method == "BYE":
                 self.dialogs.remove(ctx.dialog)
+                if self.calls is not None:
+                    self.calls.on_bye_answered(ctx.request.call_id, status)
         self._run_server(ctx, ctx.tx.respond(response, self.io.now()))
 
     def _final(

@@ -20,10 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from routr.core.acl import DomainAcls
 from routr.core.auth import AuthFailures, SourceLike, find_credentials
+from routr.events import (
+    EndpointEvent,
+    EndpointExpired,
+    EndpointRegistered,
+    EndpointUnregistered,
+    Event,
+)
 from routr.location import Binding, LocationStore
 from routr.location.binding import WS_TRANSPORTS
 from routr.location.store import ordered
@@ -32,7 +39,7 @@ from routr.sip.address import Address, StarContact
 from routr.sip.digest import NonceIssuer
 from routr.sip.errors import ParseError
 from routr.sip.message import Request, Response
-from routr.sip.uri import SipURI, parse_uri
+from routr.sip.uri import SipURI, hostport, parse_uri
 
 if TYPE_CHECKING:
     from routr.data.index import Index
@@ -41,10 +48,10 @@ __all__ = [
     "EXPIRED",
     "REGISTERED",
     "UNREGISTERED",
-    "EndpointEvent",
     "ExpiresPolicy",
     "Registrar",
     "SourceLike",
+    "endpoint_event",
 ]
 
 REGISTERED: Final = "endpoint.registered"
@@ -63,41 +70,34 @@ class ExpiresPolicy(Protocol):
     def default_expires(self) -> int: ...
 
 
-class EndpointEvent:
-    """An event for the bus: ``name`` is one of REGISTERED, UNREGISTERED, EXPIRED.
-
-    ``reason``: ``registered``, ``unregistered`` (expires=0 or ``*``), ``replaced``
-    (ex_maxContact reached) or ``expired``.
-    """
-
-    __slots__ = ("binding", "name", "reason", "timestamp")
-
-    def __init__(self, name: str, binding: Binding, timestamp: float, reason: str) -> None:
-        self.name = name
-        self.binding = binding
-        self.timestamp = timestamp
-        self.reason = reason
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event": self.name,
-            "timestamp": self.timestamp,
-            "reason": self.reason,
-            **self.binding.to_dict(now=self.timestamp),
-        }
-
-    def __repr__(self) -> str:
-        return f"<EndpointEvent {self.name} {self.binding.aor} {self.binding.contact}>"
+EventSink = Callable[[Event], None]
+_KINDS: Final = {
+    REGISTERED: EndpointRegistered,
+    UNREGISTERED: EndpointUnregistered,
+    EXPIRED: EndpointExpired,
+}
 
 
-EventSink = Callable[[EndpointEvent], None]
+def endpoint_event(name: str, binding: Binding, now: float, reason: str) -> EndpointEvent:
+    """The bus event of a binding added, removed (``expires`` 0) or timed out."""
+    removed = name != REGISTERED
+    return _KINDS[name](
+        timestamp=now,
+        aor=binding.aor,
+        contact=binding.contact,
+        transport=binding.transport,
+        source=hostport(binding.source_ip, binding.source_port),
+        user_agent=binding.user_agent,
+        expires=0 if removed else max(0, round(binding.expires_at - now)),
+        reason=reason,
+    )
 
 
 class Registrar:
     """Handles REGISTER. ``index`` is called per request, so a reload is seen at once.
 
     ``internal`` is ``registrarIntf: Internal``: every binding is reached at the packet's
-    source address. ``on_event`` receives :class:`EndpointEvent` s; ``failures`` counts
+    source address. ``emit`` receives ``endpoint.*`` events; ``failures`` counts
     wrong credentials per source IP.
     """
 
@@ -109,7 +109,7 @@ class Registrar:
         nonces: NonceIssuer,
         *,
         internal: bool = False,
-        on_event: EventSink | None = None,
+        emit: EventSink | None = None,
         failures: AuthFailures | None = None,
         acls: DomainAcls | None = None,
     ) -> None:
@@ -119,18 +119,18 @@ class Registrar:
         self.config = config
         self.nonces = nonces
         self.internal = internal
-        self.on_event = on_event
+        self.emit = emit
         self.failures = failures
 
     def _emit(self, name: str, binding: Binding, now: float, reason: str) -> EndpointEvent:
-        event = EndpointEvent(name, binding, now, reason)
-        if self.on_event is not None:
-            self.on_event(event)
+        event = endpoint_event(name, binding, now, reason)
+        if self.emit is not None:
+            self.emit(event)
         return event
 
     async def sweep(self, now: float) -> list[EndpointEvent]:
         """Expire bindings in the store; one ``endpoint.expired`` each (also sent to
-        ``on_event``). The server calls this every few seconds."""
+        ``emit``). The service calls this every few seconds."""
         return [self._emit(EXPIRED, b, now, "expired") for b in await self.store.sweep(now)]
 
     async def handle(self, request: Request, source: SourceLike, now: float) -> Response:

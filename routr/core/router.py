@@ -28,14 +28,16 @@ from typing import Any
 
 from routr.core.acl import DomainAcls
 from routr.core.auth import RequestAuthenticator
+from routr.core.calls import Calls
 from routr.core.routing import Decision, Hop, Target
 from routr.data.index import Index
+from routr.events import Event
 from routr.location.binding import Binding
 from routr.location.store import LocationStore
 from routr.models.resources import Agent, Gateway, Number, Peer
 from routr.sip.address import parse_address
 from routr.sip.errors import ParseError
-from routr.sip.message import Request, Response
+from routr.sip.message import Request
 from routr.sip.uri import SipURI, TelURI, escape_user, host_ref, hostport
 
 _log = logging.getLogger("routr.router")
@@ -68,104 +70,10 @@ class Caller:
         self.peer = peer
         self.gateway = gateway
 
-
-class Sessions:
-    """Calls per Peer binding (for least-sessions) and Call-ID affinity.
-
-    A call counts against its binding from the INVITE we route until its final non-2xx
-    response, its BYE, or a time limit (a lost BYE must not count forever): open INVITE
-    transactions plus established calls, tracked by Call-ID. The Call-ID keeps its
-    binding for ``affinity_ttl`` after the call ends, so an INVITE repeated after a
-    407 challenge or a MESSAGE of the same Call-ID goes to the same binding.
-    """
-
-    PENDING, UP, DONE = 0, 1, 2
-
-    def __init__(
-        self,
-        clock: Callable[[], float] = time.monotonic,
-        *,
-        pending_ttl: float = 212.0,  # Timer C plus the 32 s a CANCEL gets
-        call_ttl: float = 4 * 3600.0,
-        affinity_ttl: float = 300.0,
-        max_calls: int = 200_000,
-    ) -> None:
-        self.clock = clock
-        self.pending_ttl = pending_ttl
-        self.call_ttl = call_ttl
-        self.affinity_ttl = affinity_ttl
-        self.max_calls = max_calls
-        # Call-ID -> [aor, contact, state, expires_at]
-        self._calls: dict[str, list[Any]] = {}
-        self._counts: dict[tuple[str, str], int] = {}
-        self._next_prune = 0.0
-
-    def count(self, aor: str, contact: str) -> int:
-        return self._counts.get((aor, contact), 0)
-
-    def affinity(self, call_id: str, aor: str) -> str | None:
-        """The contact this Call-ID went to for ``aor``, if it is remembered."""
-        call = self._calls.get(call_id)
-        return call[1] if call is not None and call[0] == aor else None
-
-    def open(self, call_id: str, aor: str, contact: str, counted: bool) -> None:
-        """Remember the binding of a call; ``counted`` for an INVITE (a session)."""
-        now = self.clock()
-        self._prune(now)
-        call = self._calls.get(call_id)
-        if call is not None and call[2] != self.DONE and (call[0], call[1]) == (aor, contact):
-            return  # already counted (a repeated INVITE)
-        if call is not None:
-            self._end(call, now)
-        state = self.PENDING if counted else self.DONE
-        ttl = self.pending_ttl if counted else self.affinity_ttl
-        self._calls[call_id] = [aor, contact, state, now + ttl]
-        if counted:
-            key = (aor, contact)
-            self._counts[key] = self._counts.get(key, 0) + 1
-
-    def on_response(self, response: Response) -> None:
-        """A response from the network: a final answer to an INVITE starts or ends a call,
-        one to a BYE ends it. Counting the BYE's answer, not the BYE, means only a BYE
-        that was relayed (so inside a dialog we recorded) can lower a binding's count."""
-        if response.status < 200:
-            return
-        try:
-            call = self._calls.get(response.call_id)
-            method = response.cseq.method
-        except ParseError:  # a broken response counts nothing
-            return
-        if call is None or method not in ("INVITE", "BYE"):
-            return
-        now = self.clock()
-        if method == "BYE":
-            self._end(call, now)
-        elif response.status < 300:
-            if call[2] == self.PENDING:
-                call[2], call[3] = self.UP, now + self.call_ttl
-        elif call[2] == self.PENDING:
-            self._end(call, now)
-
-    def _end(self, call: list[Any], now: float) -> None:
-        if call[2] != self.DONE:
-            key = (call[0], call[1])
-            left = self._counts.get(key, 0) - 1
-            if left > 0:
-                self._counts[key] = left
-            else:
-                self._counts.pop(key, None)
-        call[2], call[3] = self.DONE, now + self.affinity_ttl
-
-    def _prune(self, now: float) -> None:
-        if now < self._next_prune and len(self._calls) < self.max_calls:
-            return
-        self._next_prune = now + 10.0
-        for call_id, call in list(self._calls.items()):
-            if call[3] <= now:
-                self._end(call, now)
-                del self._calls[call_id]
-        while len(self._calls) >= self.max_calls:  # a flood of calls: oldest first
-            self._end(self._calls.pop(next(iter(self._calls))), now)
+    @property
+    def ref(self) -> str | None:
+        known = self.agent or self.peer or self.gateway
+        return known.ref if known is not None else None
 
 
 class Router:
@@ -179,7 +87,7 @@ class Router:
         use_to_as_aor: bool = False,
         auth: RequestAuthenticator | None = None,
         clock: Callable[[], float] = time.time,
-        sessions: Sessions | None = None,
+        calls: Calls | None = None,
         acls: DomainAcls | None = None,
     ) -> None:
         self.index = index
@@ -187,7 +95,7 @@ class Router:
         self.use_to_as_aor = use_to_as_aor
         self.auth = auth
         self.clock = clock
-        self.sessions = sessions or Sessions()
+        self.calls = calls if calls is not None else Calls(clock, _no_event)
         self.acls = acls or DomainAcls(index)
         self._rr = itertools.count()
 
@@ -273,7 +181,7 @@ class Router:
 
     def _deliver(
         self, strategy: str, request: Request, caller: Caller, aor: str, domain: str,
-        bindings: list[Binding], source: Any,
+        bindings: list[Binding], source: Any, callee_ref: str | None = None,
     ) -> Decision:  # fmt: skip
         """To the bindings of ``aor``, a local AOR: fork to all (one for a Peer)."""
         if not self._acl_allows(domain, source.ip):
@@ -282,8 +190,17 @@ class Router:
             return _log_reject(strategy, 480, "Temporarily Unavailable")
         _log.debug("%s %s -> %s (%d bindings)", strategy, request.call_id, aor, len(bindings))
         add, remove = _privacy(request, caller)
-        targets = [_target(b, add, remove) for b in self._choose(request, aor, bindings)]
-        return Decision(targets)
+        chosen = self._choose(request, aor, bindings)
+        first = chosen[0]
+        balanced = first.kind == "Peer" and len(bindings) > 1
+        return Decision(
+            [_target(b, add, remove) for b in chosen],
+            strategy=strategy,
+            caller_ref=caller.ref,
+            callee_ref=callee_ref or first.ref,
+            peer_ref=first.ref if first.kind == "Peer" else None,
+            binding=(aor, first.contact) if balanced else None,
+        )
 
     async def _ingress(
         self, request: Request, caller: Caller, number: Number, source: Any
@@ -292,7 +209,9 @@ class Router:
         host = aor.split("@", 1)[-1].lower()
         aor = f"{aor.rsplit('@', 1)[0]}@{host}"
         bindings = await self.location.lookup(aor)
-        return self._deliver(DOMAIN_INGRESS, request, caller, aor, host, bindings, source)
+        return self._deliver(
+            DOMAIN_INGRESS, request, caller, aor, host, bindings, source, number.ref
+        )
 
     def _egress(
         self, request: Request, caller: Caller, user: str, host: str | None, idx: Index
@@ -305,7 +224,9 @@ class Router:
             return _log_reject(DOMAIN_EGRESS, 403, "Forbidden: No Egress Rule Matched")
         add, remove = _privacy(request, caller)
         private = bool(add)
-        return self._to_gateway(DOMAIN_EGRESS, request, user, number, idx, add, remove, private)
+        decision = self._to_gateway(DOMAIN_EGRESS, request, user, number, idx, add, remove, private)
+        decision.caller_ref = caller.ref
+        return decision
 
     def _peer_egress(self, request: Request, peer: Peer, user: str, idx: Index) -> Decision:
         dod = (request.get("x-dod-number") or "").strip()
@@ -317,7 +238,9 @@ class Router:
         if number is None:
             return _log_reject(PEER_EGRESS, 404, "Not Found: Unknown DOD Number")
         remove = ("X-DOD-Number",)
-        return self._to_gateway(PEER_EGRESS, request, user, number, idx, [], remove, False)
+        decision = self._to_gateway(PEER_EGRESS, request, user, number, idx, [], remove, False)
+        decision.caller_ref = peer.ref
+        return decision
 
     def _to_gateway(
         self, strategy: str, request: Request, user: str, number: Number, idx: Index,
@@ -341,7 +264,7 @@ class Router:
         _log.debug("%s %s -> %s via %s", strategy, request.call_id, uri, gateway.ref)
         hop = Hop(transport, spec.host, port)
         target = Target(uri, hop, headers, (*remove, *IDENTITY_HEADERS), credentials=credentials)
-        return Decision([target])
+        return Decision([target], strategy=strategy, callee_ref=number.ref, gateway_ref=gateway.ref)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -350,12 +273,11 @@ class Router:
 
     def _choose(self, request: Request, aor: str, bindings: list[Binding]) -> list[Binding]:
         """Every binding of an Agent (parallel fork); one of a Peer, by its loadBalancing,
-        the same one for the rest of the call."""
+        the same one for the rest of the call (the call record keeps which)."""
         if len(bindings) < 2 or bindings[0].kind != "Peer":
             return bindings
-        sessions = self.sessions
-        call_id = request.call_id
-        chosen = sessions.affinity(call_id, aor)
+        calls = self.calls
+        chosen = calls.affinity(request.call_id, aor)
         binding = next((b for b in bindings if b.contact == chosen), None)
         if binding is None:
             peer = self.index().peer(aor[4:].split("@", 1)[0])
@@ -364,10 +286,9 @@ class Router:
                 start = next(self._rr)  # ties are shared out in turn
                 n = len(bindings)
                 order = [bindings[(start + i) % n] for i in range(n)]
-                binding = min(order, key=lambda b: sessions.count(aor, b.contact))
+                binding = min(order, key=lambda b: calls.count(aor, b.contact))
             else:
                 binding = bindings[next(self._rr) % len(bindings)]
-        sessions.open(call_id, aor, binding.contact, counted=request.method == "INVITE")
         return [binding]
 
 
@@ -408,4 +329,10 @@ def _target(binding: Binding, add: list[tuple[str, str]], remove: tuple[str, ...
 
 def _log_reject(strategy: str, status: int, reason: str) -> Decision:
     _log.debug("%s: %d %s", strategy, status, reason)
-    return Decision.reject(status, reason)
+    decision = Decision.reject(status, reason)
+    decision.strategy = strategy
+    return decision
+
+
+def _no_event(_event: Event) -> None:
+    return None

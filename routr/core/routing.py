@@ -66,9 +66,24 @@ class Target:
 
 
 class Decision:
-    """What the router decided: targets to fork to, or a response to answer with."""
+    """What the router decided: targets to fork to, or a response to answer with; and,
+    for the call record, why: the strategy, who calls (``caller_ref``), whom
+    (``callee_ref``: an Agent, Peer or Number), the Gateway or Peer it leaves by, and the
+    Peer binding ``(aor, contact)`` it was balanced to."""
 
-    __slots__ = ("headers", "reason", "response", "status", "targets")
+    __slots__ = (
+        "binding",
+        "callee_ref",
+        "caller_ref",
+        "gateway_ref",
+        "headers",
+        "peer_ref",
+        "reason",
+        "response",
+        "status",
+        "strategy",
+        "targets",
+    )
 
     def __init__(
         self,
@@ -77,12 +92,25 @@ class Decision:
         reason: str | None = None,
         headers: list[tuple[str, str]] | None = None,
         response: Response | None = None,
+        *,
+        strategy: str = "",
+        caller_ref: str | None = None,
+        callee_ref: str | None = None,
+        gateway_ref: str | None = None,
+        peer_ref: str | None = None,
+        binding: tuple[str, str] | None = None,
     ) -> None:
         self.targets = targets or []
         self.status = status
         self.reason = reason
         self.headers = headers or []
         self.response = response  # a ready answer (a 407 challenge, say)
+        self.strategy = strategy
+        self.caller_ref = caller_ref
+        self.callee_ref = callee_ref
+        self.gateway_ref = gateway_ref
+        self.peer_ref = peer_ref
+        self.binding = binding
 
     @classmethod
     def reject(

@@ -8,30 +8,29 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import time
 from typing import ClassVar
 
 from routr import __version__
-from routr.core.acl import Acl, AclError
-from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator
-from routr.core.gateway_auth import credentials_at
-from routr.core.gateways import GatewayRegistry
-from routr.core.guard import Guard
+from routr.core.acl import AclError
 from routr.core.identity import Identity
-from routr.core.proxy import Proxy
-from routr.core.registrar import EndpointEvent, Registrar
-from routr.core.router import Router, Sessions
-from routr.core.routing import Hop
-from routr.data import DataError, FilesProvider, LiveIndex, open_provider
+from routr.core.service import SipService
+from routr.data import Change, DataError, FilesProvider, LiveIndex, open_provider
 from routr.data.provider import DataProvider
 from routr.data.secrets import load_secrets
+from routr.events import (
+    Bus,
+    ResourceCreated,
+    ResourceDeleted,
+    ResourceEvent,
+    ResourceUpdated,
+    log_events,
+)
 from routr.location import LocationStore, open_store
 from routr.models.config import Config
 from routr.models.resources import User
-from routr.server.sip import SipService
-from routr.sip.digest import NonceIssuer
-from routr.sip.message import Request, Response
-from routr.transport.base import Source
+from routr.server.io import TransportIO
 from routr.transport.manager import BindError, ListenerSpec, TransportManager
 from routr.transport.routes import host_addresses
 from routr.transport.scheduler import Scheduler
@@ -58,35 +57,27 @@ class ConfigProblem(StartError):
     exit_code = 2
 
 
-class _SipService(SipService):
-    """Responses go to the gateway registry first (answers to our own REGISTERs), and
-    finals to INVITEs are counted by the router's call table (least-sessions)."""
-
-    registry: GatewayRegistry | None = None
-    sessions: Sessions | None = None
-
-    def on_response(self, response: Response, source: Source) -> None:
-        if self.registry is not None and self.registry.on_response(response):
-            return
-        if self.sessions is not None:
-            self.sessions.on_response(response)
-        super().on_response(response, source)
-
-
 class Server:
     """routr-server: SIP transports, data, location, registrar, router and proxy."""
 
-    def __init__(self, config: Config, *, data_dir: str | None = None) -> None:
+    def __init__(
+        self, config: Config, *, data_dir: str | None = None, sweep_seconds: float = SWEEP_SECONDS
+    ) -> None:
         self.config = config
         self.data_dir = data_dir
+        self.sweep_seconds = sweep_seconds
+        #: Every event of the process; the log is its first subscriber.
+        self.bus = Bus(node=f"{socket.gethostname()}:{os.getpid()}")
+        log_events(self.bus)
         self.transports: TransportManager | None = None
         self.provider: DataProvider | None = None
         self.live: LiveIndex | None = None
         self.store: LocationStore | None = None
+        self.sip: SipService | None = None
+        self.io: TransportIO | None = None
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
         self._follower: asyncio.Task[None] | None = None
-        self.gateways: GatewayRegistry | None = None
 
     def listener_specs(self) -> list[ListenerSpec]:
         spec = self.config.spec
@@ -95,6 +86,7 @@ class Server:
         ]
 
     async def start(self) -> None:
+        """Compose: data, location, secrets, transports, the SIP service; then listen."""
         spec = self.config.spec
         ssl_context = None
         if any(t.protocol in ("tls", "wss") for t in spec.transport):
@@ -102,118 +94,54 @@ class Server:
                 ssl_context = server_context(spec.security_context)
             except TlsConfigError as exc:
                 raise ConfigProblem(str(exc)) from None
-        try:
-            global_acl = (
-                Acl.from_lists(spec.access_control_list.allow, spec.access_control_list.deny)
-                if spec.access_control_list is not None
-                else None
-            )
-        except AclError as exc:
-            raise ConfigProblem(f"accessControlList: {exc}") from None
         await self._start_data()
         await self._start_location()
-        assert self.live is not None and self.store is not None
-        live, store = self.live, self.store
-
+        assert self.provider is not None and self.live is not None and self.store is not None
+        live = self.live
         specs = self.listener_specs()
         identity = Identity.of(
             {s.host for s in specs},
             {s.port for s in specs},
             {*([spec.extern_addr] if spec.extern_addr else []), *await host_addresses()},
         )
-        self.scheduler = Scheduler(asyncio.get_running_loop())
-        sip = _SipService(
-            identity,
-            self.config.user_agent,
-            spec.security.max_message_size,
-            self.scheduler,
-            extern_addr=spec.extern_addr,
-            localnets=spec.localnets,
-            acl=global_acl,
-        )
-        self.sip = sip
-        assert self.provider is not None
-        keys = await load_secrets(self.provider, spec.security.secret)
-        nonces = NonceIssuer(
-            keys.nonce_key, spec.security.nonce_lifetime, algorithms=spec.security.digest_algorithms
-        )
-        failures = AuthFailures(
-            spec.security.auth_failure_ban.failures, spec.security.auth_failure_ban.seconds
-        )
-        security = spec.security
-        sip.guard = Guard(
-            security.trusted,
-            flood_requests=security.flood_ban.requests,
-            flood_seconds=security.flood_ban.seconds,
-            flood_ban=security.flood_ban.ban_seconds,
-            failures=failures,
-            auth_ban=security.auth_failure_ban.ban_seconds,
-            block_scanners=security.block_scanners,
-            on_ban=self._banned,
-        )
-        self.registrar = Registrar(
-            lambda: live.index,
-            store,
-            spec.registrar,
-            nonces,
-            internal=spec.registrar_intf == "Internal",
-            on_event=self._endpoint_event,
-            failures=failures,
-        )
-        peers = PeerAddresses()
-        peers.load(await store.list())
-        store.on_event(peers.on_event)
-        auth = RequestAuthenticator(
-            lambda: live.index,
-            nonces,
-            is_peer_address=peers,
-            enabled=spec.security.authenticate_requests,
-            failures=failures,
-        )
-        router = Router(
-            lambda: live.index,
-            store,
-            use_to_as_aor=spec.use_to_as_aor,
-            auth=auth,
-            acls=self.registrar.acls,  # one compiled set of domain ACLs for both
-        )
-        sip.sessions = router.sessions
-        proxy = Proxy(
-            sip,
-            router,
-            record_route=spec.record_route,
-            secret=keys.route_key,
-            server_header=self.config.user_agent,
-            timer_c=spec.proxy.timer_c,
-            gateway_credentials=lambda hop: credentials_at(live.index, hop.host, hop.port),
-        )
-        sip.proxy = proxy
-        sip.dispatcher.proxy = self._proxy_request
-        sip.dispatcher.registrar = self._register
-
+        self.scheduler = scheduler = Scheduler(asyncio.get_running_loop())
         self.transports = TransportManager(
-            sip.on_data,
-            self.scheduler,
+            scheduler,
             max_message_size=spec.security.max_message_size,
             max_connections_per_source=spec.security.max_connections_per_source,
             idle_timeout=spec.security.idle_timeout,
             ssl_context=ssl_context,
         )
-        sip.transports = self.transports
+        self.io = TransportIO(
+            self.transports, scheduler, identity,
+            extern_addr=spec.extern_addr, localnets=spec.localnets,
+        )  # fmt: skip
         try:
-            await self.transports.start(specs)
+            self.sip = SipService(
+                self.config,
+                self.io,
+                clock=scheduler.now,
+                emit=self.bus.emit,
+                secrets=await load_secrets(self.provider, spec.security.secret),
+                index=lambda: live.index,
+                location=self.store,
+                identity=identity,
+            )
+        except AclError as exc:
+            await self._close_stores()
+            raise ConfigProblem(f"accessControlList: {exc}") from None
+        self.provider.subscribe(self._resource_changed)
+        try:
+            await self.transports.start(specs, self.sip.on_data)
         except BindError as exc:
             await self._close_stores()
             raise StartError(str(exc)) from None
         # Ports asked as 0 are known now: the identity must answer to the real ones.
         identity.ports |= {listener.port for listener in self.transports.listeners}
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
-        self.gateways = GatewayRegistry(
-            sip, Hop, user_agent=self.config.user_agent, on_event=self._gateway_event
-        )
-        sip.registry = self.gateways
-        self.gateways.start(live.index)
-        self._follower = asyncio.get_running_loop().create_task(self._follow_gateways())
+        await self.sip.start()
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep())
+        self._follower = loop.create_task(self._follow_data())
         # Everything built so far lives as long as the process: keep it out of the
         # collector's generations so full collections (latency spikes) stay short.
         gc.collect()
@@ -224,8 +152,21 @@ class Server:
             __version__,
             bound,
             self._data_description(),
-            type(store).__name__,
+            type(self.store).__name__,
         )
+
+    def _resource_changed(self, change: Change) -> None:
+        kind: type[ResourceEvent] = {
+            "ADDED": ResourceCreated, "MODIFIED": ResourceUpdated, "DELETED": ResourceDeleted,
+        }[change.type]  # fmt: skip
+        resource = change.resource
+        event = kind(
+            timestamp=self.scheduler.now(),
+            kind=resource.kind,
+            ref=resource.ref,
+            name_=resource.metadata.name,
+        )
+        self.bus.emit(event)
 
     def _data_description(self) -> str:
         source = self.config.spec.data_source
@@ -312,22 +253,10 @@ class Server:
         except Exception as exc:  # redis raises its own ConnectionError, not an OSError
             raise StartError(f"location: {exc}") from None
 
-    async def _register(self, request: Request, source: object) -> None:
-        assert self.sip.proxy is not None
-        await self.sip.proxy.serve(
-            request,
-            source,
-            lambda: self.registrar.handle(request, source, time.time()),  # type: ignore[arg-type]
-        )
-
-    async def _proxy_request(self, request: Request, source: object) -> None:
-        assert self.sip.proxy is not None
-        await self.sip.proxy.on_request(request, source)
-
-    async def _follow_gateways(self) -> None:
-        """Keep outbound registrations in step with the Gateway resources."""
+    async def _follow_data(self) -> None:
+        """Tell the service of every index rebuild (Gateways to register, or not)."""
         live = self.live
-        assert live is not None and self.gateways is not None
+        assert live is not None and self.sip is not None
         seen = [live.version]
         while True:
             try:
@@ -335,14 +264,14 @@ class Server:
             except TimeoutError:
                 continue
             seen[0] = live.version
-            self.gateways.sync(live.index)
+            self.sip.data_changed()
 
     async def _unregister_gateways(self) -> None:
         """Un-REGISTER every registered Gateway while the transports still run; a registrar
         that does not answer in time keeps the binding until it expires."""
-        registry = self.gateways
-        if registry is None:
+        if self.sip is None:
             return
+        registry = self.sip.gateways
         registry.stop()
         deadline = time.monotonic() + UNREGISTER_SECONDS
         while registry.unregistering() and time.monotonic() < deadline:
@@ -351,23 +280,12 @@ class Server:
             _log.warning("%d gateway un-registration(s) unanswered", registry.unregistering())
         registry.close()
 
-    def _gateway_event(self, name: str, data: dict[str, object]) -> None:
-        _log.info("%s %s at %s", name, data.get("ref"), data.get("registrar"))
-
-    def _banned(self, ip: str, reason: str, seconds: float) -> None:
-        _log.warning("security.banned %s for %.0f s: %s", ip, seconds, reason)
-
-    def _endpoint_event(self, event: EndpointEvent) -> None:
-        # Debug, not info: one line per registration costs ~15% of the REGISTER path, and
-        # these events are for the event bus, not the operator's log.
-        _log.debug("%s %s -> %s (%s)", event.name, event.binding.aor, event.binding.contact,
-                   event.reason)  # fmt: skip
-
     async def _sweep(self) -> None:
+        assert self.sip is not None
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(self.sweep_seconds)
             try:
-                await self.registrar.sweep(time.time())
+                await self.sip.sweep()
             except Exception:
                 _log.exception("location sweep failed")
 
@@ -387,17 +305,24 @@ class Server:
     async def stop(self) -> None:
         if self._follower is not None:
             self._follower.cancel()  # no data change may register anything from now on
-        if self.transports is not None:
+        if self.transports is not None and self.sip is not None:
             await self.transports.stop_accepting()
-            await asyncio.gather(self.sip.drain(DRAIN_SECONDS), self._unregister_gateways())
+            await asyncio.gather(self._drain(DRAIN_SECONDS), self._unregister_gateways())
             await self.transports.stop()
             self.scheduler.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self.gateways is not None:
-            self.gateways.close()
+        if self.sip is not None:
+            self.sip.gateways.close()
         await self._close_stores()
         _log.info("stopped")
+
+    async def _drain(self, seconds: float) -> None:
+        """Let open transactions and running work finish, for up to ``seconds``."""
+        assert self.sip is not None and self.io is not None
+        deadline = time.monotonic() + seconds
+        while self.sip.pending() + self.io.running() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def _close_stores(self) -> None:
         if self.live is not None:

@@ -15,7 +15,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from routr.transport.base import STREAM_PROTOCOLS, Connection, MessageHandler
+from routr.transport.base import STREAM_PROTOCOLS, Connection, MessageHandler, Source
 from routr.transport.scheduler import Scheduler, Timer
 from routr.transport.stream import StreamConnection, stream_factory
 from routr.transport.udp import UdpProtocol
@@ -45,6 +45,10 @@ def _bind_failure(exc: OSError) -> str:
     return _BIND_FAILURES.get(code) or f"cannot bind: {os.strerror(code).lower()}"
 
 
+def _unstarted(_data: bytes, _source: Source) -> None:
+    raise RuntimeError("TransportManager.start() gives the message handler")
+
+
 @dataclass(frozen=True)
 class ListenerSpec:
     protocol: str
@@ -67,7 +71,6 @@ class TransportManager:
 
     def __init__(
         self,
-        handler: MessageHandler,
         scheduler: Scheduler,
         *,
         max_message_size: int = 65535,
@@ -75,7 +78,7 @@ class TransportManager:
         idle_timeout: float = 600.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.handler = handler
+        self.handler: MessageHandler = _unstarted
         self.scheduler = scheduler
         self.max_message_size = max_message_size
         self.max_connections_per_source = max_connections_per_source
@@ -91,8 +94,10 @@ class TransportManager:
 
     # -- listeners ----------------------------------------------------------------------
 
-    async def start(self, specs: list[ListenerSpec]) -> None:
-        """Bind every listener; on any failure, close what was bound and raise BindError."""
+    async def start(self, specs: list[ListenerSpec], handler: MessageHandler) -> None:
+        """Bind every listener, each message to ``handler``; on any failure, close what
+        was bound and raise BindError."""
+        self.handler = handler
         try:
             for spec in specs:
                 self.listeners.append(await self._bind(spec))

@@ -13,6 +13,7 @@ from routr.core.gateways import GatewayRegistry, Registration
 from routr.core.routing import Hop
 from routr.data.index import Index
 from routr.data.snapshot import Snapshot
+from routr.events import Event
 from routr.models.resources import Gateway
 from routr.sip.digest import build_challenge, parse_credentials
 from routr.sip.message import Request, Response, make_request
@@ -51,7 +52,7 @@ def test_register_answer_challenge_and_refresh_at_ninety_percent() -> None:
     assert (creds.username, creds.realm, creds.uri) == ("pbx-1", "provider", first.uri_text)
     ok = answer(second, 200, [("Contact", "<sip:pbx-1@10.0.0.1:5060>;expires=60")])
     follow, event = reg.on_response(ok, 1.0)
-    assert follow is None and event is not None and event[0] == "gateway.registered"
+    assert follow is None and event is not None and event.name == "gateway.registered"
     assert reg.expires == 60 and reg.state == "registered"
     assert reg.deadline() == 1.0 + 54.0
     assert reg.status(2.0)["nextAttemptIn"] == 53
@@ -67,7 +68,7 @@ def test_a_second_challenge_is_a_failure_with_backoff() -> None:
     retry, _ = reg.on_response(challenge(request, 407), 0.0)
     assert retry is not None and retry.has("proxy-authorization")
     follow, event = reg.on_response(challenge(retry, 407), 0.0)
-    assert follow is None and event is not None and event[0] == "gateway.registration.failed"
+    assert follow is None and event is not None and event.name == "gateway.registration.failed"
     assert reg.state == "failed" and reg.deadline() == 2.0
     delays = []
     for now in (2.0, 6.0, 14.0, 24.0, 34.0):
@@ -85,8 +86,9 @@ def test_a_second_challenge_is_a_failure_with_backoff() -> None:
 def test_timeout_is_a_failure() -> None:
     reg = Registration(gw(), ("127.0.0.7", 5080), retry_base=1)
     assert reg.due(0.0, VIA) is not None
-    name, data = reg.on_timeout(32.0)
-    assert name == "gateway.registration.failed" and data["reason"] == "timeout"
+    event = reg.on_timeout(32.0)
+    assert event.name == "gateway.registration.failed" and event.reason == "timeout"
+    assert event.to_dict()["registrar"] == "127.0.0.7:5080"
     assert reg.deadline() == 33.0
 
 
@@ -101,7 +103,7 @@ def test_behind_nat_the_contact_becomes_received_rport() -> None:
     again = reg.due(1.0, VIA)
     assert again is not None and again.get("contact") == "<sip:pbx-1@1.2.3.4:40000>"
     _, event = reg.on_response(answer(again, 200, [("Expires", "600")]), 1.5)
-    assert event is not None and event[0] == "gateway.registered"
+    assert event is not None and event.name == "gateway.registered"
 
 
 def test_423_raises_expires() -> None:
@@ -170,7 +172,7 @@ def test_unregister_sends_expires_zero_for_the_registered_contact() -> None:
     assert event is None and again is not None and again.get("expires") == "0"
     assert again.has("authorization") and again.cseq.number == bye.cseq.number + 1
     follow, event = reg.on_response(answer(again, 200), 10.2)
-    assert follow is None and event is not None and event[0] == "gateway.unregistered"
+    assert follow is None and event is not None and event.name == "gateway.unregistered"
     assert reg.done and reg.state == "unregistered"
     assert reg.due(1000.0, VIA) is None  # never again
 
@@ -185,12 +187,13 @@ def test_unregister_a_nat_contact_and_failures() -> None:
     bye = reg.unregister(1.0, VIA)
     assert bye is not None and bye.get("contact") == "<sip:pbx-1@1.2.3.4:40000>"
     _, event = reg.on_response(answer(bye, 403), 1.0)
-    assert event is not None and event[0] == "gateway.unregistration.failed" and reg.done
+    assert event is not None and event.name == "gateway.unregistration.failed" and reg.done
     other = Registration(gw(), ("127.0.0.7", 5080))
     registered(other)
     assert other.unregister(2.0, VIA) is not None
-    name, data = other.on_timeout(34.0)
-    assert name == "gateway.unregistration.failed" and data["reason"] == "timeout" and other.done
+    event = other.on_timeout(34.0)
+    assert event.name == "gateway.unregistration.failed" and event.reason == "timeout"
+    assert other.done
 
 
 def test_nothing_to_unregister_when_not_bound() -> None:
@@ -206,11 +209,11 @@ def index_of(*gateways: Gateway) -> Index:
     return Index(Snapshot.of(list(gateways)))
 
 
-def make_registry() -> tuple[GatewayRegistry, FakeIO, list[tuple[str, dict[str, Any]]]]:
+def make_registry() -> tuple[GatewayRegistry, FakeIO, list[Event]]:
     """A registry over the fake I/O (our Via at ``VIA``), and the events it emits."""
     io = FakeIO(via=VIA)
-    events: list[tuple[str, dict[str, Any]]] = []
-    registry = GatewayRegistry(io, Hop, on_event=lambda n, d: events.append((n, d)))
+    events: list[Event] = []
+    registry = GatewayRegistry(io, Hop, emit=events.append)
     return registry, io, events
 
 
@@ -242,7 +245,7 @@ def test_registry_unregisters_a_removed_gateway() -> None:
     assert io.messages[-1].has("authorization") and io.messages[-1].get("expires") == "0"
     reply(registry, io, 200)
     assert registry.unregistering() == 0
-    assert events[-1][0] == "gateway.unregistered"
+    assert events[-1].name == "gateway.unregistered"
     sent = len(io.messages)
     io.advance_to(10_000.0)  # no refresh, no retry: nothing more to send
     assert len(io.messages) == sent
@@ -286,7 +289,7 @@ def test_registry_unregister_without_answer_ends_with_timer_f() -> None:
     registry.stop()
     io.advance_to(40.0)
     assert registry.unregistering() == 0
-    assert events[-1][0] == "gateway.unregistration.failed"
+    assert events[-1].name == "gateway.unregistration.failed"
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from routr.core.auth import AuthFailures
 from routr.core.guard import Guard
+from routr.events import Event, SecurityBanned
 
 
 def test_flood_bans_for_the_ban_time_then_admits_again():
-    bans: list[tuple[str, str, float]] = []
-    guard = Guard(flood_requests=3, flood_seconds=2, flood_ban=10,
-                  on_ban=lambda ip, why, s: bans.append((ip, why, s)))  # fmt: skip
+    bans: list[Event] = []
+    guard = Guard(flood_requests=3, flood_seconds=2, flood_ban=10, emit=bans.append)
     assert all(guard.admit("10.0.0.1", 100.0) for _ in range(3))
     assert not guard.admit("10.0.0.1", 100.5)  # the 4th within 2 s
-    assert bans == [("10.0.0.1", "flood", 10)]
+    assert bans == [SecurityBanned(timestamp=100.5, ip="10.0.0.1", reason="flood", seconds=10)]
     assert not guard.admit("10.0.0.1", 110.4)
     assert guard.admit("10.0.0.1", 110.6)
     assert guard.admit("10.0.0.2", 100.5)  # other sources are not affected

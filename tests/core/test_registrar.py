@@ -11,9 +11,10 @@ import pytest
 from support.fake_io import FakeClock, FakeConn, FakeSource
 
 from routr.core.auth import AuthFailures
-from routr.core.registrar import EXPIRED, REGISTERED, UNREGISTERED, EndpointEvent, Registrar
+from routr.core.registrar import EXPIRED, REGISTERED, UNREGISTERED, Registrar
 from routr.data.index import Index
 from routr.data.snapshot import Snapshot
+from routr.events import EndpointEvent
 from routr.location import MemoryStore
 from routr.models import Resource, parse_resource
 from routr.models.config import Registrar as RegistrarConfig
@@ -112,7 +113,7 @@ class World:
             RegistrarConfig(**config),
             self.nonces,
             internal=internal,
-            on_event=self.events.append,
+            emit=self.events.append,  # type: ignore[arg-type]
             failures=self.failures,
         )
 

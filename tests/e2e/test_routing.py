@@ -452,7 +452,7 @@ def test_outbound_registration_against_a_challenging_registrar(start, tmp_path) 
         w = World(tmp_path, "127.0.0.1", port, sendRegister=True, expires=60)
         routr = start(w.data)
         routr.wait_for("gateway.registration.failed gw-a", 10)  # the 503
-        routr.wait_for("gateway gw-a registered at", 10)  # retried after back-off
+        routr.wait_for("gateway.registered gw-a at", 10)  # retried after back-off
         out, _ = sipp.communicate(timeout=30)  # SIPp ends after the refresh's 200
     finally:
         if sipp.poll() is None:
@@ -460,7 +460,7 @@ def test_outbound_registration_against_a_challenging_registrar(start, tmp_path) 
             sipp.communicate()
     assert sipp.returncode == 0, out[-3000:]
     routr.wait_for("for 60 s", 5)  # the refresh's 200 may be logged after SIPp ended
-    registered = [line for line in routr.lines if "gateway gw-a registered at" in line]
+    registered = [line for line in routr.lines if "gateway.registered gw-a at" in line]
     assert len(registered) == 2, routr.lines  # registered, then refreshed before 2 s
     assert "for 2 s" in registered[0] and "for 60 s" in registered[1]
 
@@ -473,7 +473,7 @@ def test_unregister_when_the_gateway_goes_away(start, tmp_path, how) -> None:
     try:
         w = World(tmp_path, "127.0.0.1", port, sendRegister=True, expires=60)
         routr = start(w.data)
-        routr.wait_for("gateway gw-a registered at", 10)
+        routr.wait_for("gateway.registered gw-a at", 10)
         if how == "server stops":
             began = time.monotonic()
             assert routr.stop() == 0
@@ -501,7 +501,7 @@ def test_stop_waits_for_an_unanswered_unregister_two_seconds_at_most(start, tmp_
         routr = start(w.data)
         rx = registrar.wait(is_request("REGISTER"), 10)
         registrar.reply(rx, 200, headers=[("Expires", "60")])
-        routr.wait_for("gateway gw-a registered at", 5)
+        routr.wait_for("gateway.registered gw-a at", 5)
         began = time.monotonic()
         assert routr.stop() == 0
         took = time.monotonic() - began

@@ -2,20 +2,21 @@
 
 - :class:`FakeClock`: time that moves only when a test says so, and the timers it fires
   (earliest first; at the same time, in the order they were armed).
-- :class:`FakeIO`: the clock and the I/O the core is given (``routr.core.routing.ProxyIO``;
-  the gateways' ``RegistryIO`` is a part of it), keeping what was sent where and what was
-  replied. routr is 127.0.0.1:5060; the Via address it advertises can be set.
+- :class:`FakeIO`: the clock and the I/O the core is given (``routr.core.routing.ProxyIO``,
+  and ``routr.core.service.ServiceIO``; the gateways' ``RegistryIO`` is a part of it),
+  keeping what was sent where, what was replied and the async work handed to it. routr is
+  127.0.0.1:5060; the Via address it advertises can be set.
 - :class:`FakeSource`, :class:`FakeConn`: where a packet came from, duck-typed like
   ``routr.transport.base.Source`` and its connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from routr.core.routing import Hop
-from routr.sip.message import Message, Request, Response
+from routr.sip.message import Message, Request, Response, parse_message
 from routr.sip.uri import SipURI
 
 ROUTR = ("udp", "127.0.0.1", 5060)
@@ -102,6 +103,20 @@ class FakeIO(FakeClock):
         self.via = via
         self.sent: list[tuple[Message, Hop]] = []
         self.replies: list[Response] = []
+        self.work: list[Coroutine[Any, Any, None]] = []
+
+    def send_back(self, data: bytes, source: Any, dest: tuple[str, int] | None) -> None:
+        response = parse_message(data)
+        assert isinstance(response, Response)
+        self.replies.append(response)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self.work.append(work)
+
+    async def run_work(self) -> None:
+        """Run the async work handed over so far (and what it hands over in turn)."""
+        while self.work:
+            await self.work.pop(0)
 
     def reply(self, request: Request, response: Response, source: Any) -> None:
         self.replies.append(response)
