@@ -76,6 +76,57 @@ class Caller:
         return known.ref if known is not None else None
 
 
+class EgressRoute:
+    """What a call to a Number's Gateway needs, derived once per index: the Request-URI's
+    host part, the next hop, the asserted identity and the Gateway's credentials."""
+
+    __slots__ = ("credentials", "gateway_ref", "hop", "identity", "rpid", "rpid_private",
+                 "where")  # fmt: skip
+
+    def __init__(self, number: Number, gateway: Gateway) -> None:
+        spec = gateway.spec
+        transport = spec.transport
+        port = spec.port or (5061 if transport in ("tls", "wss") else 5060)
+        tparam = f";transport={transport}" if transport != "udp" else ""
+        self.where = (hostport(spec.host, spec.port) if spec.port else host_ref(spec.host)) + tparam
+        self.hop = Hop(transport, spec.host, port)
+        digits = number.spec.location.telUrl.split(":", 1)[-1]
+        self.identity = f"<sip:{digits}@{host_ref(spec.host)}>"
+        self.rpid = f"{self.identity};screen=yes;party=calling"
+        self.rpid_private = self.rpid + ";privacy=full"
+        self.gateway_ref = gateway.ref
+        credentials = spec.credentials
+        self.credentials = (credentials.username, credentials.secret) if credentials else None
+
+
+class Compiled:
+    """Per-index derived routing data, filled on first use; a new index starts afresh."""
+
+    __slots__ = ("_aor_links", "_egress")
+
+    def __init__(self) -> None:
+        self._egress: dict[str, EgressRoute | None] = {}
+        self._aor_links: dict[str, tuple[str, str]] = {}
+
+    def egress(self, number: Number, idx: Index) -> EgressRoute | None:
+        try:
+            return self._egress[number.ref]
+        except KeyError:
+            gateway = idx.gateway_by_ref(number.metadata.gwRef)
+            route = EgressRoute(number, gateway) if gateway is not None else None
+            self._egress[number.ref] = route
+            return route
+
+    def aor_link(self, number: Number) -> tuple[str, str]:
+        """The Number's aorLink with its host in lower case, and that host."""
+        link = self._aor_links.get(number.ref)
+        if link is None:
+            aor = number.spec.location.aorLink
+            host = aor.split("@", 1)[-1].lower()
+            link = self._aor_links[number.ref] = (f"{aor.rsplit('@', 1)[0]}@{host}", host)
+        return link
+
+
 class Router:
     """``await router(request, source)`` -> :class:`Decision`."""
 
@@ -98,6 +149,8 @@ class Router:
         self.calls = calls if calls is not None else Calls(clock, _no_event)
         self.acls = acls or DomainAcls(index)
         self._rr = itertools.count()
+        self._compiled_for: Index | None = None
+        self._compiled_of = Compiled()
 
     async def __call__(self, request: Request, source: Any) -> Decision:
         if self.auth is not None:
@@ -205,9 +258,7 @@ class Router:
     async def _ingress(
         self, request: Request, caller: Caller, number: Number, source: Any
     ) -> Decision:
-        aor = number.spec.location.aorLink
-        host = aor.split("@", 1)[-1].lower()
-        aor = f"{aor.rsplit('@', 1)[0]}@{host}"
+        aor, host = self._compiled(self.index()).aor_link(number)
         bindings = await self.location.lookup(aor)
         return self._deliver(
             DOMAIN_INGRESS, request, caller, aor, host, bindings, source, number.ref
@@ -246,25 +297,24 @@ class Router:
         self, strategy: str, request: Request, user: str, number: Number, idx: Index,
         add: list[tuple[str, str]], remove: tuple[str, ...], private: bool,
     ) -> Decision:  # fmt: skip
-        gateway = idx.gateway_by_ref(number.metadata.gwRef)
-        if gateway is None:
+        route = self._compiled(idx).egress(number, idx)
+        if route is None:
             return _log_reject(strategy, 503, "Gateway Not Found")
-        spec = gateway.spec
-        transport = spec.transport
-        port = spec.port or (5061 if transport in ("tls", "wss") else 5060)
-        where = hostport(spec.host, spec.port) if spec.port else host_ref(spec.host)
-        tparam = f";transport={transport}" if transport != "udp" else ""
-        uri = f"sip:{escape_user(user)}@{where}{tparam}"
-        identity = f"<sip:{number.spec.location.telUrl.split(':', 1)[-1]}@{host_ref(spec.host)}>"
-        rpid = f"{identity};screen=yes;party=calling" + (";privacy=full" if private else "")
-        headers = [*add, ("P-Asserted-Identity", identity), ("Remote-Party-ID", rpid)]
-        credentials = None
-        if spec.credentials is not None:
-            credentials = (spec.credentials.username, spec.credentials.secret)
-        _log.debug("%s %s -> %s via %s", strategy, request.call_id, uri, gateway.ref)
-        hop = Hop(transport, spec.host, port)
-        target = Target(uri, hop, headers, (*remove, *IDENTITY_HEADERS), credentials=credentials)
-        return Decision([target], strategy=strategy, callee_ref=number.ref, gateway_ref=gateway.ref)
+        uri = f"sip:{escape_user(user)}@{route.where}"
+        rpid = route.rpid_private if private else route.rpid
+        headers = [*add, ("P-Asserted-Identity", route.identity), ("Remote-Party-ID", rpid)]
+        _log.debug("%s %s -> %s via %s", strategy, request.call_id, uri, route.gateway_ref)
+        target = Target(
+            uri, route.hop, headers, (*remove, *IDENTITY_HEADERS), credentials=route.credentials
+        )
+        return Decision(
+            [target], strategy=strategy, callee_ref=number.ref, gateway_ref=route.gateway_ref
+        )
+
+    def _compiled(self, idx: Index) -> Compiled:
+        if self._compiled_for is not idx:
+            self._compiled_for, self._compiled_of = idx, Compiled()
+        return self._compiled_of
 
     # -- helpers ------------------------------------------------------------------------
 

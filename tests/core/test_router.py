@@ -398,3 +398,18 @@ async def test_agent_bindings_are_not_load_balanced(router: Router, store: Memor
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.20:5060")
     await bind(store, "sip:1002@sip.local", "sip:1002@10.0.0.21:5060")
     assert len(uris(await router(invite("sip:1002@sip.local"), caller()))) == 2
+
+
+async def test_what_is_derived_per_gateway_follows_a_new_index(store: MemoryStore) -> None:
+    current = [INDEX]
+    router = Router(lambda: current[0], store, calls=Calls(lambda: 0.0, _ignore))
+    first = await router(invite("sip:+15551234567@sip.local"), caller())
+    assert first.targets[0].uri == f"sip:+15551234567@{GW_IP}:5080"
+    moved = [
+        gateway("gw-prov", "127.0.0.99", 5090) if r.get("kind") == "Gateway"
+        and r["metadata"]["ref"] == "gw-prov" else r for r in RESOURCES
+    ]  # fmt: skip
+    current[0] = Index(Snapshot.of(KIND_CLASSES[r["kind"]].model_validate(r) for r in moved))
+    again = await router(invite("sip:+15551234567@sip.local"), caller())
+    assert again.targets[0].uri == "sip:+15551234567@127.0.0.99:5090"
+    assert again.targets[0].credentials is None  # the new gateway has none
