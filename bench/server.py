@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ class BenchServer:
                 break
         if not self.ports:
             raise RuntimeError("routr-server did not start")
+        # Keep reading its log: a full pipe would stall the server mid-benchmark.
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -54,11 +54,12 @@ def test_a_call_never_answered() -> None:
 def test_levels() -> None:
     levels = {e.name: level_of(e.name) for e in samples()}
     assert {n for n, lv in levels.items() if lv == logging.DEBUG} == {
-        "endpoint.registered", "endpoint.unregistered", "endpoint.expired"
+        "endpoint.registered", "endpoint.unregistered", "endpoint.expired",
+        "call.started", "call.answered", "call.ended",
     }  # fmt: skip
     assert {n for n, lv in levels.items() if lv == logging.WARNING} == {"security.banned"}
     assert all(lv == logging.INFO for n, lv in levels.items() if n.split(".")[0] in
-               {"call", "gateway", "resource", "config"})  # fmt: skip
+               {"gateway", "resource", "config"})  # fmt: skip
 
 
 def test_the_log_subscriber_logs_one_line_per_event(caplog: pytest.LogCaptureFixture) -> None:
