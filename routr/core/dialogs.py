@@ -14,7 +14,6 @@ entries expire when not used for ``ttl`` seconds.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -82,7 +81,7 @@ class Dialogs:
 
     def __init__(
         self,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float],
         *,
         ttl: float = DIALOG_TTL,
         max_dialogs: int = MAX_DIALOGS,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -137,7 +136,7 @@ class Router:
         *,
         use_to_as_aor: bool = False,
         auth: RequestAuthenticator | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
         calls: Calls | None = None,
         acls: DomainAcls | None = None,
     ) -> None:

@@ -402,7 +402,7 @@ async def test_agent_bindings_are_not_load_balanced(router: Router, store: Memor
 
 async def test_what_is_derived_per_gateway_follows_a_new_index(store: MemoryStore) -> None:
     current = [INDEX]
-    router = Router(lambda: current[0], store, calls=Calls(lambda: 0.0, _ignore))
+    router = Router(lambda: current[0], store, clock=lambda: 0.0, calls=Calls(lambda: 0.0, _ignore))
     first = await router(invite("sip:+15551234567@sip.local"), caller())
     assert first.targets[0].uri == f"sip:+15551234567@{GW_IP}:5080"
     moved = [
