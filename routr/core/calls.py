@@ -8,8 +8,9 @@ Decisions:
 - A call counts against its Peer binding from the routed INVITE until its final non-2xx,
   the answer to its BYE, or a time limit: a lost BYE, or a call not record-routed (its BYE
   never passes here), must not count forever. Such a call ends ``expired``.
-- Only the answer to a BYE ends an established call, not the BYE: anyone can send one,
-  and a refused BYE ends nothing.
+- Only the answer to a BYE relayed inside a recorded dialog ends an established call, not
+  the BYE itself: anyone can send one. Any final answer ends it (a 481 says the callee
+  knows no such dialog; routr forgets the dialog on any final answer too).
 - After a call ends, its Call-ID keeps its binding for ``affinity_ttl``, so an INVITE
   repeated after a 407 challenge, or a MESSAGE of the same Call-ID, goes to the same one.
 """
@@ -256,10 +257,15 @@ class Calls:
             self._end(call, now, hangup_cause(status), str(status))
 
     def on_bye_answered(self, call_id: str, status: int) -> None:
-        """The answer to a BYE routr relayed: a 2xx ends the call (a refused BYE does not)."""
+        """The final answer to a BYE routr relayed inside a recorded dialog: the dialog is
+        gone either way, so is the call (``hangup``, or ``bye-failed`` with the status)."""
         call = self._calls.get(call_id)
-        if call is not None and 200 <= status < 300:
+        if call is None or status < 200:
+            return
+        if status < 300:
             self._end(call, self.clock(), "hangup", "BYE")
+        else:
+            self._end(call, self.clock(), "bye-failed", str(status))
 
     # -- views --------------------------------------------------------------------------
 

@@ -175,10 +175,14 @@ class SipService:
 
     # -- life ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Learn the Peers' addresses (trusted sources), start outbound registrations."""
-        self.peers.load(await self.location.list())
+    async def load_peers(self) -> None:
+        """Learn the Peers' addresses (trusted sources) before the first packet; follow
+        the store from before the load, so a registration meanwhile is not missed."""
         self.location.on_event(self.peers.on_event)
+        self.peers.load(await self.location.list())
+
+    def start(self) -> None:
+        """Start outbound registrations (the transports are up)."""
         self.gateways.start(self.index())
 
     def data_changed(self) -> None:

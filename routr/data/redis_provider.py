@@ -170,10 +170,11 @@ class RedisProvider(DataProvider):
 
     async def shared_secret(self) -> bytes | None:
         """One secret for every node on this Redis: the first to start sets it."""
+        token = secrets.token_hex(32)
         async with self._errors():
-            await self._client.set(SECRET_KEY, secrets.token_hex(32), nx=True)
-            value = await self._client.get(SECRET_KEY)
-        return str(value).encode()
+            # One round trip: the value already there, or None when ours was set.
+            value = await self._client.set(SECRET_KEY, token, nx=True, get=True)
+        return str(value if value is not None else token).encode()
 
     # --- following other nodes ----------------------------------------------------------
 

@@ -9,11 +9,13 @@ from it, so a key learnt from one use says nothing of the other.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,30 +44,30 @@ class Secrets:
 
 
 def folder_secret(folder: Path) -> bytes:
-    """The master secret in ``folder``, created (exclusively, 0600) on first use; of
-    several processes starting together, one creates it and the others read it."""
+    """The master secret in ``folder``, created on first use. It is written whole to a
+    temporary file and linked into place, so it is never seen half-written (a crash leaves
+    no empty file behind) and, of several processes starting together, the first link wins
+    and the others read that one."""
     path = folder / SECRET_FILE
     folder.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".routr-secret.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(secrets.token_hex(_MASTER_BYTES) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_secret(path)
-    value = secrets.token_hex(_MASTER_BYTES)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(value + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    return value.encode()
-
-
-def _read_secret(path: Path) -> bytes:
-    # A process that lost the creation race may read before the winner has written.
-    for _ in range(100):
-        value = path.read_text(encoding="ascii").strip()
-        if value:
-            return value.encode()
-        os.sched_yield()
-    raise OSError(f"{path}: empty secret file")
+        value = path.read_bytes().strip()
+    except OSError as exc:
+        raise OSError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(value) < 16:
+        raise OSError(f"{path}: not a secret (too short); delete it to have a new one made")
+    return value
 
 
 async def load_secrets(provider: DataProvider, configured: str | None = None) -> Secrets:

@@ -117,12 +117,17 @@ class Server:
             extern_addr=spec.extern_addr, localnets=spec.localnets,
         )  # fmt: skip
         try:
+            keys = await load_secrets(self.provider, spec.security.secret)
+        except (OSError, DataError) as exc:
+            await self._close_stores()
+            raise StartError(f"secret: {exc}") from None
+        try:
             self.sip = SipService(
                 self.config,
                 self.io,
                 clock=scheduler.now,
                 emit=self.bus.emit,
-                secrets=await load_secrets(self.provider, spec.security.secret),
+                secrets=keys,
                 index=lambda: live.index,
                 location=self.store,
                 identity=identity,
@@ -132,13 +137,17 @@ class Server:
             raise ConfigProblem(f"accessControlList: {exc}") from None
         self.provider.subscribe(self._resource_changed)
         try:
+            await self.sip.load_peers()  # before the first packet: Peers are trusted by address
             await self.transports.start(specs, self.sip.on_data)
         except BindError as exc:
             await self._close_stores()
             raise StartError(str(exc)) from None
+        except Exception as exc:  # the location store (Redis) may fail here
+            await self._close_stores()
+            raise StartError(f"location: {exc}") from None
         # Ports asked as 0 are known now: the identity must answer to the real ones.
         identity.ports |= {listener.port for listener in self.transports.listeners}
-        await self.sip.start()
+        self.sip.start()
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(self._sweep())
         self._follower = loop.create_task(self._follow_data())

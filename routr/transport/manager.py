@@ -217,7 +217,7 @@ class TransportManager:
         return max(1.0, min(30.0, self.idle_timeout / 4))
 
     def _sweep(self) -> None:
-        deadline = self.scheduler.now() - self.idle_timeout
+        deadline = self.scheduler.monotonic() - self.idle_timeout
         for conn in list(self.connections.values()):
             if conn.last_seen < deadline:
                 _log.info("closing idle %r", conn)

@@ -3,9 +3,11 @@
 Transactions, registrations and idle connections all set deadlines here; thousands of
 timers cost one pending loop callback, and cancelling is O(1) (lazy deletion).
 
-Deadlines are on the process's one clock, wall-clock seconds (``time.time``): binding
+Deadlines are given on the process's one clock, wall-clock seconds (``time.time``): binding
 expiries and nonce stamps are shared with other processes and nodes, so the core keeps one
-clock that means the same everywhere, and only this module translates to the loop's own.
+clock that means the same everywhere. Each deadline is turned into the loop's monotonic
+time once, when it is set, and the heap runs on that: a step of the wall clock (NTP, a VM
+resumed) neither stalls armed timers nor fires them all at once.
 """
 
 from __future__ import annotations
@@ -41,13 +43,8 @@ class Timer:
         self.callback = _noop
 
 
-# The loop's clock and the wall clock tick apart by float rounding: a timer woken this
-# close to its deadline runs now instead of re-arming for a microsecond.
-_EARLY = 0.001
-
-
 class Scheduler:
-    """Deadlines in ``clock()`` seconds, run by one armed loop callback."""
+    """Deadlines in ``clock()`` seconds, kept and run in loop time by one armed callback."""
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float] = time.time
@@ -62,15 +59,20 @@ class Scheduler:
     def now(self) -> float:
         return self.clock()
 
+    def monotonic(self) -> float:
+        """The loop's clock: for durations that are this process's alone (idle flows)."""
+        return self._loop.time()
+
     def call_at(self, when: float, callback: Callable[[], object]) -> Timer:
+        return self.call_later(when - self.clock(), callback)
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        when = self._loop.time() + delay
         timer = Timer(when, callback)
         heapq.heappush(self._heap, (when, next(self._seq), timer))
         if when < self._armed_at:
             self._arm(when)
         return timer
-
-    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
-        return self.call_at(self.clock() + delay, callback)
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -79,14 +81,13 @@ class Scheduler:
         if self._armed is not None:
             self._armed.cancel()
         self._armed_at = when
-        delay = max(0.0, when - self.clock())
-        self._armed = self._loop.call_at(self._loop.time() + delay, self._run)
+        self._armed = self._loop.call_at(when, self._run)
 
     def _run(self) -> None:
         self._armed = None
         self._armed_at = float("inf")
         heap = self._heap
-        now = self.clock() + _EARLY
+        now = self._loop.time()
         while heap and heap[0][0] <= now:
             _, _, timer = heapq.heappop(heap)
             if not timer.cancelled:

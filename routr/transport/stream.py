@@ -25,7 +25,7 @@ class StreamConnection(Connection, asyncio.Protocol):
     __slots__ = ("_framer", "_handler", "_manager", "_transport")
 
     def __init__(self, protocol: str, manager: TransportManager, handler: MessageHandler) -> None:
-        Connection.__init__(self, protocol, ("", 0), ("", 0), manager.scheduler.now())
+        Connection.__init__(self, protocol, ("", 0), ("", 0), manager.scheduler.monotonic())
         self._manager = manager
         self._handler = handler
         self._framer = StreamFramer(manager.max_message_size)
@@ -41,7 +41,7 @@ class StreamConnection(Connection, asyncio.Protocol):
             self.abort()
 
     def data_received(self, data: bytes) -> None:
-        self.last_seen = self._manager.scheduler.now()
+        self.last_seen = self._manager.scheduler.monotonic()
         try:
             items = self._framer.feed(data)
         except ParseError as exc:

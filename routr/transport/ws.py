@@ -83,14 +83,14 @@ async def serve_ws(
     """Start a WS/WSS listener that feeds every received message to ``handler``."""
 
     async def session(ws: ServerConnection) -> None:
-        conn = WsConnection(protocol, ws, manager.scheduler.now())
+        conn = WsConnection(protocol, ws, manager.scheduler.monotonic())
         if not manager.register(conn):
             await ws.close(1008, "too many connections")
             return
         writer = asyncio.create_task(conn.writer())
         try:
             async for data in ws:
-                conn.last_seen = manager.scheduler.now()
+                conn.last_seen = manager.scheduler.monotonic()
                 raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
                 if not raw.strip(b"\r\n"):
                     continue

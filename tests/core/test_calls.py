@@ -45,7 +45,7 @@ def test_answered_then_hung_up(calls: Calls, clock: Clock, events: list[Event]) 
     clock.now += 2
     calls.on_final("c1", 200)
     clock.now += 30
-    calls.on_bye_answered("c1", 481)  # a refused BYE ends nothing
+    calls.on_bye_answered("c1", 100)  # not final yet
     assert len(calls) == 1
     calls.on_bye_answered("c1", 200)
     assert [type(e) for e in events] == [CallStarted, CallAnswered, CallEnded]
@@ -114,3 +114,12 @@ def test_a_repeated_invite_is_the_same_call(calls: Calls, events: list[Event]) -
 def test_causes() -> None:
     assert hangup_cause(600) == "busy" and hangup_cause(599) == "failed"
     assert hangup_cause(415) == "rejected"
+
+
+def test_a_bye_answered_481_ends_the_call_too(calls: Calls, events: list[Event]) -> None:
+    _start(calls)
+    calls.on_final("c1", 200)
+    calls.on_bye_answered("c1", 481)  # the dialog is forgotten: so is the call
+    ended = events[-1]
+    assert isinstance(ended, CallEnded) and (ended.cause, ended.status) == ("bye-failed", "481")
+    assert calls.count(*BINDING) == 0

@@ -6,6 +6,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from routr_data_testkit import Opener
 
 from routr.data.files_provider import FilesProvider
@@ -49,3 +50,9 @@ async def test_a_configured_secret_wins(tmp_path: Path) -> None:
     assert keys.source == "config"
     assert not (tmp_path / SECRET_FILE).exists()
     assert keys == Secrets.derive(b"a-long-configured-secret", "config")
+
+
+def test_an_empty_secret_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / SECRET_FILE).write_text("")
+    with pytest.raises(OSError, match="delete it to have a new one made"):
+        folder_secret(tmp_path)

@@ -334,3 +334,14 @@ def test_log_format_json_writes_json_lines(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     assert {"ts", "level", "logger", "msg"} <= set(records[-1])
+
+
+def test_a_broken_secret_file_is_one_line_and_exit_1(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ".routr-secret").write_text("")  # left by hand, or by an old crash
+    result = run_server(tmp_path, {"spec": UDP_ONLY}, "--data", str(data))
+    assert_one_line(
+        result, 1, f"secret: {data}/.routr-secret: not a secret (too short); delete it to "
+        "have a new one made",
+    )  # fmt: skip

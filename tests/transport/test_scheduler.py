@@ -37,3 +37,21 @@ async def test_a_deadline_in_the_past_runs_at_once_and_a_failing_one_spares_the_
     await asyncio.wait_for(done.wait(), timeout=5)
     assert len(scheduler) == 0
     scheduler.close()
+
+
+async def test_a_step_of_the_wall_clock_neither_stalls_nor_fires_armed_timers() -> None:
+    loop = asyncio.get_running_loop()
+    offset = [0.0]
+    scheduler = Scheduler(loop, clock=lambda: time.time() + offset[0])
+    fired: list[str] = []
+    soon, later = asyncio.Event(), asyncio.Event()
+    scheduler.call_later(0.05, lambda: (fired.append("soon"), soon.set()))
+    scheduler.call_later(3600, lambda: (fired.append("later"), later.set()))
+    offset[0] = -30.0  # the clock steps back: the 50 ms timer still fires in 50 ms
+    await asyncio.wait_for(soon.wait(), timeout=2)
+    offset[0] = 7200.0  # and forward: the one-hour timer does not fire now
+    after = asyncio.Event()
+    scheduler.call_later(0.02, lambda: (fired.append("after the step"), after.set()))
+    await asyncio.wait_for(after.wait(), timeout=2)
+    assert fired == ["soon", "after the step"] and not later.is_set()
+    scheduler.close()
