@@ -39,7 +39,7 @@ from routr.sip.address import Address, StarContact
 from routr.sip.digest import NonceIssuer
 from routr.sip.errors import ParseError
 from routr.sip.message import Request, Response
-from routr.sip.uri import SipURI, hostport, parse_uri
+from routr.sip.uri import SipURI, parse_uri
 
 if TYPE_CHECKING:
     from routr.data.index import Index
@@ -86,7 +86,7 @@ def endpoint_event(name: str, binding: Binding, now: float, reason: str) -> Endp
         aor=binding.aor,
         contact=binding.contact,
         transport=binding.transport,
-        source=hostport(binding.source_ip, binding.source_port),
+        source=binding.source,
         user_agent=binding.user_agent,
         expires=0 if removed else max(0, round(binding.expires_at - now)),
         reason=reason,

@@ -274,9 +274,9 @@ class Router:
             return _log_reject(DOMAIN_EGRESS, 403, "Forbidden: No Egress Rule Matched")
         add, remove = _privacy(request, caller)
         private = bool(add)
-        decision = self._to_gateway(DOMAIN_EGRESS, request, user, number, idx, add, remove, private)
-        decision.caller_ref = caller.ref
-        return decision
+        return self._to_gateway(
+            DOMAIN_EGRESS, request, caller.ref, user, number, idx, add, remove, private
+        )
 
     def _peer_egress(self, request: Request, peer: Peer, user: str, idx: Index) -> Decision:
         dod = (request.get("x-dod-number") or "").strip()
@@ -288,12 +288,13 @@ class Router:
         if number is None:
             return _log_reject(PEER_EGRESS, 404, "Not Found: Unknown DOD Number")
         remove = ("X-DOD-Number",)
-        decision = self._to_gateway(PEER_EGRESS, request, user, number, idx, [], remove, False)
-        decision.caller_ref = peer.ref
-        return decision
+        return self._to_gateway(
+            PEER_EGRESS, request, peer.ref, user, number, idx, [], remove, False
+        )
 
     def _to_gateway(
-        self, strategy: str, request: Request, user: str, number: Number, idx: Index,
+        self, strategy: str, request: Request, caller_ref: str | None, user: str,
+        number: Number, idx: Index,
         add: list[tuple[str, str]], remove: tuple[str, ...], private: bool,
     ) -> Decision:  # fmt: skip
         route = self._compiled(idx).egress(number, idx)
@@ -307,8 +308,9 @@ class Router:
             uri, route.hop, headers, (*remove, *IDENTITY_HEADERS), credentials=route.credentials
         )
         return Decision(
-            [target], strategy=strategy, callee_ref=number.ref, gateway_ref=route.gateway_ref
-        )
+            [target], strategy=strategy, caller_ref=caller_ref, callee_ref=number.ref,
+            gateway_ref=route.gateway_ref,
+        )  # fmt: skip
 
     def _compiled(self, idx: Index) -> Compiled:
         if self._compiled_for is not idx:

@@ -41,6 +41,11 @@ _log = logging.getLogger("routr.server")
 DRAIN_SECONDS = 5.0
 UNREGISTER_SECONDS = 2.0  # the most a stop waits for gateways' un-REGISTERs (in the drain)
 SWEEP_SECONDS = 5.0
+_RESOURCE_EVENTS: dict[str, type[ResourceEvent]] = {
+    "ADDED": ResourceCreated,
+    "MODIFIED": ResourceUpdated,
+    "DELETED": ResourceDeleted,
+}
 
 
 class StartError(Exception):
@@ -165,11 +170,8 @@ class Server:
         )
 
     def _resource_changed(self, change: Change) -> None:
-        kind: type[ResourceEvent] = {
-            "ADDED": ResourceCreated, "MODIFIED": ResourceUpdated, "DELETED": ResourceDeleted,
-        }[change.type]  # fmt: skip
         resource = change.resource
-        event = kind(
+        event = _RESOURCE_EVENTS[change.type](
             timestamp=self.scheduler.now(),
             kind=resource.kind,
             ref=resource.ref,

@@ -405,6 +405,10 @@ async def test_what_is_derived_per_gateway_follows_a_new_index(store: MemoryStor
     router = Router(lambda: current[0], store, clock=lambda: 0.0, calls=Calls(lambda: 0.0, _ignore))
     first = await router(invite("sip:+15551234567@sip.local"), caller())
     assert first.targets[0].uri == f"sip:+15551234567@{GW_IP}:5080"
+    assert (first.strategy, first.gateway_ref, first.callee_ref) == (
+        "DOMAIN_EGRESS", "gw-prov", "dd-pstn",
+    )  # fmt: skip
+    assert first.caller_ref == INDEX.agent("1001", "sip.local").ref  # type: ignore[union-attr]
     moved = [
         gateway("gw-prov", "127.0.0.99", 5090) if r.get("kind") == "Gateway"
         and r["metadata"]["ref"] == "gw-prov" else r for r in RESOURCES

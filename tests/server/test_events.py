@@ -160,6 +160,7 @@ async def test_events_of_registrations_calls_gateways_bans_and_resources(
     world: dict[str, Any],
 ) -> None:
     server, queue, routr = world["server"], world["queue"], world["routr"]
+    assert server.io.listeners() == [{"protocol": "udp", "host": "127.0.0.1", "port": routr[1]}]
     gateways = await next_events(queue, "gateway.registered", "gateway.registration.failed")
     assert gateways["gateway.registered"]["ref"] == "gw-good"
     assert gateways["gateway.registration.failed"]["status"] == 403
