@@ -110,6 +110,15 @@ class Guard:
         if self.emit is not None:
             self.emit(SecurityBanned(timestamp=now, ip=ip, reason=reason, seconds=seconds))
 
+    def lift(self, ip: str) -> bool:
+        """End the ban on ``ip`` (an operator's decision); False when it was not banned.
+        Its flood and failure counts start again from nothing."""
+        found = self._bans.pop(ip, None) is not None
+        self._counts.pop(ip, None)
+        if self.failures is not None:
+            self.failures.clear(ip)
+        return found
+
     def banned(self, now: float) -> dict[str, float]:
         """Banned sources and the seconds each ban has left."""
         return {ip: until - now for ip, until in self._bans.items() if until > now}

@@ -126,6 +126,10 @@ class DataProvider(ABC):
         if generation == self._generation or self._snapshot is None:
             self._set_snapshot(loaded)
 
+    async def refresh(self) -> None:
+        """Read the store again now (an operator's reload), whatever the cache policy."""
+        await self._reload()
+
     def current(self) -> Snapshot:
         """The last snapshot without I/O (empty before the first load)."""
         return self._snapshot if self._snapshot is not None else Snapshot()

@@ -34,13 +34,15 @@ class Secrets:
     route_key: bytes
     nonce_key: bytes
     source: str
+    #: signs the REST API's tokens (so every node accepts every node's tokens)
+    token_key: bytes = b""
 
     @classmethod
     def derive(cls, master: bytes, source: str) -> Secrets:
         def key(label: bytes) -> bytes:
             return hmac.new(master, b"routr " + label, hashlib.sha256).digest()
 
-        return cls(key(b"record-route"), key(b"nonce"), source)
+        return cls(key(b"record-route"), key(b"nonce"), source, key(b"api-token"))
 
 
 def folder_secret(folder: Path) -> bytes:

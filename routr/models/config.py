@@ -93,12 +93,25 @@ class SecurityContext(_Model):
         return bool(self.cert_file and self.key_file) or bool(self.key_store)
 
 
+class LoginLimit(_Model):
+    """Failed logins tolerated per client address before it must wait."""
+
+    failures: int = Field(default=10, ge=1)
+    seconds: float = Field(default=60, gt=0)
+
+
 class RestService(_Model):
     bind_addr: str = Field(default="127.0.0.1", alias="bindAddr")
     port: int = Field(default=4567, ge=0, le=65535)
     unsecured: bool = False
     cert_file: str | None = Field(default=None, alias="certFile")
     key_file: str | None = Field(default=None, alias="keyFile")
+    # seconds a token from /token stays valid
+    token_lifetime: float = Field(default=3600, gt=0, le=31 * 86400, alias="tokenLifetime")
+    login_limit: LoginLimit = Field(default_factory=LoginLimit, alias="loginLimit")
+    # /metrics is open like Prometheus endpoints usually are; true asks a token of it too
+    metrics_auth: bool = Field(default=False, alias="metricsAuth")
+    log_records: int = Field(default=1000, ge=10, le=100_000, alias="logRecords")
 
     @property
     def plain_http(self) -> bool:

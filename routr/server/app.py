@@ -10,9 +10,13 @@ import secrets
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import ClassVar
 
 from routr import __version__
+from routr.api.context import ApiContext
+from routr.api.logring import LogRing
+from routr.api.server import ApiServer, CertificateError
 from routr.core.acl import AclError
 from routr.core.identity import Identity
 from routr.core.service import SipService
@@ -31,7 +35,8 @@ from routr.location import LocationStore, open_store
 from routr.models.config import Config
 from routr.models.resources import User
 from routr.server.io import TransportIO
-from routr.transport.manager import BindError, ListenerSpec, TransportManager
+from routr.server.reload import reload_server
+from routr.transport.manager import BindError, ListenerSpec, TransportManager, bind_failure
 from routr.transport.routes import host_addresses
 from routr.transport.scheduler import Scheduler
 from routr.transport.tls import TlsConfigError, server_context
@@ -66,14 +71,24 @@ class Server:
     """routr-server: SIP transports, data, location, registrar, router and proxy."""
 
     def __init__(
-        self, config: Config, *, data_dir: str | None = None, sweep_seconds: float = SWEEP_SECONDS
+        self,
+        config: Config,
+        *,
+        data_dir: str | None = None,
+        sweep_seconds: float = SWEEP_SECONDS,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path  # read again by a reload
         self.data_dir = data_dir
         self.sweep_seconds = sweep_seconds
+        self.started = time.time()
         #: Every event of the process; the log is its first subscriber.
         self.bus = Bus(node=f"{socket.gethostname()}:{os.getpid()}")
         log_events(self.bus)
+        #: The last log records, for the API; attached while the server runs.
+        self.logs = LogRing(config.spec.rest_service.log_records)
+        self.api: ApiServer | None = None
         self.transports: TransportManager | None = None
         self.provider: DataProvider | None = None
         self.live: LiveIndex | None = None
@@ -152,6 +167,7 @@ class Server:
             raise StartError(f"location: {exc}") from None
         # Ports asked as 0 are known now: the identity must answer to the real ones.
         identity.ports |= {listener.port for listener in self.transports.listeners}
+        await self._start_api(keys.token_key)
         self.sip.start()
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(self._sweep())
@@ -161,13 +177,50 @@ class Server:
         gc.collect()
         gc.freeze()
         bound = ", ".join(f"{x.protocol} {x.host}:{x.port}" for x in self.transports.listeners)
+        assert self.api is not None
         _log.info(
-            "routr %s listening on %s; data source %s; location %s",
+            "routr %s listening on %s; api %s; data source %s; location %s",
             __version__,
             bound,
-            self._data_description(),
+            self.api.address,
+            self.data_description(),
             type(self.store).__name__,
         )
+
+    async def _start_api(self, token_key: bytes) -> None:
+        assert self.sip is not None and self.provider is not None and self.io is not None
+        assert self.live is not None and self.store is not None
+        logging.getLogger().addHandler(self.logs)
+        ctx = ApiContext(
+            config=self.config,
+            provider=self.provider,
+            live=self.live,
+            store=self.store,
+            sip=self.sip,
+            bus=self.bus,
+            token_key=token_key,
+            logs=self.logs,
+            started=self.started,
+            data_description=self.data_description(),
+            listeners=self.io.listeners,
+            reload=self.reload,
+        )
+        folder = self.provider.path if isinstance(self.provider, FilesProvider) else Path("config")
+        self.api = ApiServer(ctx, cert_folder=folder)
+        rest = self.config.spec.rest_service
+        try:
+            await self.api.start()
+        except OSError as exc:
+            await self.stop()
+            where = f"restService {rest.bind_addr}:{rest.port}"
+            raise StartError(f"{where}: {bind_failure(exc)}") from None
+        except CertificateError as exc:
+            await self.stop()
+            raise ConfigProblem(str(exc)) from None
+
+    async def reload(self) -> dict[str, object]:
+        """Re-read the data source and the config file (``POST /system/reload``)."""
+        return await reload_server(self)
 
     def _resource_changed(self, change: Change) -> None:
         resource = change.resource
@@ -179,7 +232,7 @@ class Server:
         )
         self.bus.emit(event)
 
-    def _data_description(self) -> str:
+    def data_description(self) -> str:
         source = self.config.spec.data_source
         if self.data_dir:
             return f"files_data_provider (path={self.data_dir})"
@@ -314,6 +367,9 @@ class Server:
         await self.stop()
 
     async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()  # first: operators' streams end, no write lands mid-drain
+        logging.getLogger().removeHandler(self.logs)
         if self._follower is not None:
             self._follower.cancel()  # no data change may register anything from now on
         if self.transports is not None and self.sip is not None:

@@ -50,15 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    path = config_path(args.config, os.environ)
     try:
-        config = load_config(config_path(args.config, os.environ))
+        config = load_config(path)
     except ConfigError as exc:
         print(f"routr-server: {exc}", file=sys.stderr)
         sys.exit(2)
     if args.workers != 1:
         print("routr-server: --workers other than 1 is not supported yet", file=sys.stderr)
         sys.exit(2)
-    server = Server(config, data_dir=args.data)
+    server = Server(config, data_dir=args.data, config_path=path)
     try:
         _run(server.run())
     except StartError as exc:

@@ -35,7 +35,7 @@ _BIND_FAILURES = {
 }
 
 
-def _bind_failure(exc: OSError) -> str:
+def bind_failure(exc: OSError) -> str:
     """Why a bind failed, in words. uvloop reports a UDP bind failure as "could not bind to
     local_addr" without an errno; the errno is on the error it was raised from."""
     cause = exc.__cause__
@@ -138,7 +138,7 @@ class TransportManager:
                 port = next(iter(ws_server.sockets)).getsockname()[1]
                 return Listener(spec.protocol, spec.host, port, ws_server)
         except OSError as exc:
-            raise BindError(f"{where}: {_bind_failure(exc)}") from None
+            raise BindError(f"{where}: {bind_failure(exc)}") from None
         raise BindError(f"{where}: unknown protocol")
 
     @staticmethod

@@ -109,6 +109,7 @@ async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
             "spec": {
                 "bindAddr": "127.0.0.1",
                 "transport": [{"protocol": "udp", "port": 0}],
+                "restService": {"port": 0},
                 "recordRoute": True,
                 "registrar": {"minExpires": 1, "defaultExpires": 60},
                 "security": {

@@ -46,7 +46,11 @@ def assert_one_line(result: subprocess.CompletedProcess[str], exit_code: int, li
     assert "Traceback" not in result.stderr + result.stdout
 
 
-UDP_ONLY = {"bindAddr": "127.0.0.1", "transport": [{"protocol": "udp", "port": 0}]}
+UDP_ONLY = {
+    "bindAddr": "127.0.0.1",
+    "transport": [{"protocol": "udp", "port": 0}],
+    "restService": {"port": 0},
+}
 
 
 def test_missing_config_file_is_one_line_and_exit_2(tmp_path):

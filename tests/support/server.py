@@ -19,6 +19,7 @@ import yaml
 from routr import __version__
 
 _LISTEN = re.compile(r"(udp|tcp|tls|ws|wss) ([0-9a-fA-F.:]+):(\d+)")
+_API = re.compile(r"api (https?://\S+?);")
 
 
 class RoutrProcess:
@@ -44,6 +45,8 @@ class RoutrProcess:
             "spec": {
                 "bindAddr": host,
                 "transport": [{"protocol": p, "port": 0} for p in protocols],
+                # the API on a port of the kernel's choosing too (several servers at once)
+                "restService": {"port": 0},
                 **(spec or {}),
             },
         }
@@ -52,6 +55,7 @@ class RoutrProcess:
         self.env = {**os.environ, **(env or {})}
         self.args = (*args, "--data", str(data)) if data is not None else args
         self.ports: dict[str, int] = {}
+        self.api = ""  # the REST API's URL, e.g. http://127.0.0.1:41234
         self.lines: list[str] = []  # log messages (with tracebacks)
         self.raw: list[str] = []  # the JSON lines as written
         self.proc: subprocess.Popen[str] | None = None
@@ -71,8 +75,10 @@ class RoutrProcess:
         )
         threading.Thread(target=self._pump, daemon=True).start()
         line = self.wait_for(f"routr {__version__} listening on", timeout)
-        for proto, _, port in _LISTEN.findall(line):
+        for proto, _, port in _LISTEN.findall(line.split("; api ")[0]):
             self.ports[proto] = int(port)
+        api = _API.search(line)
+        self.api = api.group(1) if api else ""
         return self
 
     def _pump(self) -> None:

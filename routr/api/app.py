@@ -1,0 +1,73 @@
+"""The FastAPI application: which paths exist and which need a token."""
+
+from __future__ import annotations
+
+from importlib import resources as package_files
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from routr import __version__
+from routr.models.api import BASE_PATH
+
+from . import errors, live, resources, system
+from .auth import LoginLimiter, Tokens, authenticated, login
+from .context import ApiContext
+from .errors import DOCUMENTED, envelope
+from .metrics import render
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    rest = ctx.config.spec.rest_service
+    tokens = Tokens(ctx.token_key, rest.token_lifetime)
+    limiter = LoginLimiter(rest.login_limit.failures, rest.login_limit.seconds)
+    app = FastAPI(
+        title="routr",
+        version=__version__,
+        description="Manage routr: resources, live tables, system. Routr v1's envelope.",
+        openapi_url=f"{BASE_PATH}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.state.tokens = tokens
+    errors.install(app)
+
+    async def require_token(request: Request) -> str:
+        return await authenticated(request, ctx, tokens)
+
+    open_api = APIRouter(prefix=BASE_PATH)
+
+    @open_api.get("/token", tags=["auth"], summary="A token for HTTP Basic credentials",
+                  responses=DOCUMENTED)  # fmt: skip
+    async def token(request: Request) -> JSONResponse:
+        username = await login(request, ctx, limiter)
+        return JSONResponse(envelope(200, tokens.issue(username)))
+
+    @open_api.get("/credentials", tags=["auth"], summary="The token alone, as text")
+    async def credentials(request: Request) -> PlainTextResponse:
+        username = await login(request, ctx, limiter)
+        return PlainTextResponse(tokens.issue(username))
+
+    @open_api.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        page = package_files.files("routr.api").joinpath("docs.html").read_text("utf-8")
+        return HTMLResponse(page.replace("{{openapi}}", f"{BASE_PATH}/openapi.json"))
+
+    open_api.include_router(system.public)
+    app.include_router(open_api)
+
+    protected = APIRouter(prefix=BASE_PATH, dependencies=[Depends(require_token)])
+    protected.include_router(resources.router())
+    protected.include_router(live.router)
+    protected.include_router(system.router)
+    app.include_router(protected)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        if rest.metrics_auth:
+            await require_token(request)
+        body, media = render(ctx)
+        return Response(body, media_type=media)
+
+    return app

@@ -1,0 +1,149 @@
+"""Every error the API can answer, and the one place that turns them into the envelope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from routr.data.errors import (
+    DataError,
+    DependentObjects,
+    InvalidResource,
+    UnfulfilledDependency,
+)
+from routr.models import format_path, problems
+from routr.models.api import DEPENDENT_OBJECTS, UNFULFILLED_DEPENDENCIES, Envelope, message_for
+
+log = logging.getLogger("routr.api")
+
+
+class ApiError(Exception):
+    """An answer other than success; ``detail`` becomes the envelope's ``data``."""
+
+    status = 500
+
+    def __init__(self, reason: str, detail: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+        self.headers = headers
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+    def __init__(self, reason: str = "a valid token is required") -> None:
+        super().__init__(reason, headers={"WWW-Authenticate": 'Bearer realm="routr"'})
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Unprocessable(ApiError):
+    status = 422
+
+
+class UnsupportedMedia(ApiError):
+    status = 415
+
+
+class TooManyRequests(ApiError):
+    status = 429
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason, headers={"Retry-After": str(retry_after)})
+
+
+#: OpenAPI: every answer is an envelope.
+DOCUMENTED: dict[int | str, dict[str, Any]] = {200: {"model": Envelope}}
+CREATED: dict[int | str, dict[str, Any]] = {201: {"model": Envelope}}
+
+
+def envelope(
+    status: int, data: Any = None, *, reason: str | None = None, meta: Any = None
+) -> dict[str, Any]:
+    """The body of every answer. ``reason`` (errors only) says what went wrong in words."""
+    body: dict[str, Any] = {"status": status, "message": message_for(status), "data": data}
+    if reason is not None:
+        body["reason"] = reason
+    if meta is not None:
+        body["meta"] = meta
+    return body
+
+
+def _answer(status: int, reason: str, detail: Any = None, message: str | None = None,
+            headers: Mapping[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    body = envelope(status, detail, reason=reason)
+    if message is not None:
+        body["message"] = message
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def validation_problems(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[Any]:
+    return [p.as_dict() for p in problems(exc, prefix)]
+
+
+def _request_problems(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        out.append({"path": format_path(loc), "problem": str(err.get("msg", "invalid"))})
+    return out
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _answer(exc.status, exc.reason, exc.detail, headers=exc.headers)
+
+
+async def _data_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DataError)
+    message = None
+    if isinstance(exc, UnfulfilledDependency):
+        message = UNFULFILLED_DEPENDENCIES
+    elif isinstance(exc, DependentObjects):
+        message = DEPENDENT_OBJECTS
+    detail = None
+    if isinstance(exc, InvalidResource):
+        detail = [p.as_dict() for p in exc.problems]
+    if exc.status >= 500:
+        log.warning("data source: %s", exc.message)
+    return _answer(exc.status, exc.message, detail, message)
+
+
+async def _request_invalid(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    found = _request_problems(exc)
+    reason = "; ".join(f"{p['path']}: {p['problem']}" for p in found) or "invalid request"
+    return _answer(400, reason, found)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return _answer(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("API %s %s failed", request.method, request.url.path, exc_info=exc)
+    return _answer(500, "internal error; the server log has the details")
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through the envelope; nothing else answers errors."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,152 @@
+"""What is going on now: ``/location``, ``/registry``, ``/calls``, ``/bans``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from routr.data.filters import compile_filter
+from routr.events import Event
+from routr.location import LocationEvent
+
+from . import streams
+from .errors import DOCUMENTED, NotFound, envelope
+from .resources import MAX_PAGE, ctx_of, page_meta
+
+_CALL_CHANGES = {"call.started": "ADDED", "call.answered": "MODIFIED", "call.ended": "DELETED"}
+_LOCATION_CHANGES = {"EXPIRED": "DELETED"}
+
+router = APIRouter(tags=["live"])
+
+
+def _page(
+    items: list[dict[str, Any]], filter: str | None, page: int, per_page: int
+) -> JSONResponse:
+    matches = compile_filter(filter)
+    found = [item for item in items if matches(item)]
+    start = (page - 1) * per_page
+    body = envelope(
+        200, found[start : start + per_page], meta=page_meta(page, per_page, len(found))
+    )
+    return JSONResponse(body)
+
+
+_FILTER = Query(None, description="JsonPath predicate, e.g. @.aor == 'sip:1001@sip.local'")
+_PAGE = Query(1, ge=1)
+_PER_PAGE = Query(30, ge=1, le=MAX_PAGE)
+
+
+@router.get("/location", summary="Bindings: who is registered where", responses=DOCUMENTED)
+async def location(
+    request: Request,
+    filter: str | None = _FILTER,
+    page: int = _PAGE,
+    itemsPerPage: int = _PER_PAGE,
+    watch: bool = False,
+) -> Response:
+    ctx = ctx_of(request)
+    items = await ctx.sip.bindings()
+    if not watch:
+        return _page(items, filter, page, itemsPerPage)
+    matches = compile_filter(filter)
+    clock = ctx.sip.clock
+
+    def change(event: LocationEvent) -> tuple[str, Any] | None:
+        item = event.binding.to_dict(clock())
+        if not matches(item):
+            return None
+        return _LOCATION_CHANGES.get(event.type, event.type), item
+
+    return streams.watch(ctx.store.on_event, change, [i for i in items if matches(i)], ctx.stopping)
+
+
+@router.delete("/location", summary="Evict every binding", responses=DOCUMENTED)
+async def evict_all(request: Request) -> JSONResponse:
+    count = await ctx_of(request).store.evict_all()
+    return JSONResponse(envelope(200, {"evicted": count}))
+
+
+@router.delete("/location/{aor:path}", summary="Evict an AOR's bindings", responses=DOCUMENTED)
+async def evict(request: Request, aor: str) -> JSONResponse:
+    removed = await ctx_of(request).store.remove_all(aor)
+    if not removed:
+        raise NotFound(f"no bindings for {aor}")
+    return JSONResponse(envelope(200, {"evicted": len(removed)}))
+
+
+def _bus_source(request: Request, kinds: str) -> streams.Source[Event]:
+    bus = ctx_of(request).bus
+
+    def start(offer: Callable[[Event], None]) -> Callable[[], None]:
+        return bus.subscribe(offer, kinds, name="api watch").close
+
+    return start
+
+
+@router.get("/registry", summary="Outbound registrations to Gateways", responses=DOCUMENTED)
+async def registry(
+    request: Request,
+    filter: str | None = _FILTER,
+    page: int = _PAGE,
+    itemsPerPage: int = _PER_PAGE,
+    watch: bool = False,
+) -> Response:
+    ctx = ctx_of(request)
+    items = ctx.sip.registrations()
+    if not watch:
+        return _page(items, filter, page, itemsPerPage)
+    matches = compile_filter(filter)
+
+    def change(event: Event) -> tuple[str, Any] | None:
+        ref = getattr(event, "ref", None)
+        for item in ctx.sip.registrations():
+            if item["ref"] == ref and matches(item):
+                return "MODIFIED", item
+        return None
+
+    initial = [i for i in items if matches(i)]
+    return streams.watch(_bus_source(request, "gateway."), change, initial, ctx.stopping)
+
+
+@router.get("/calls", summary="Calls in progress and recent ones", responses=DOCUMENTED)
+async def calls(
+    request: Request,
+    filter: str | None = _FILTER,
+    page: int = _PAGE,
+    itemsPerPage: int = _PER_PAGE,
+    watch: bool = False,
+) -> Response:
+    ctx = ctx_of(request)
+    now_items = ctx.sip.calls_in_progress()
+    if not watch:
+        return _page(now_items + ctx.sip.recent_calls(), filter, page, itemsPerPage)
+    matches = compile_filter(filter)
+
+    def change(event: Event) -> tuple[str, Any] | None:
+        call_id = getattr(event, "call_id", None)
+        current = ctx.sip.calls_in_progress()
+        if event.name == "call.ended":
+            current = ctx.sip.recent_calls()
+        for item in current:
+            if item["callId"] == call_id and matches(item):
+                return _CALL_CHANGES[event.name], item
+        return None
+
+    initial = [i for i in now_items if matches(i)]
+    return streams.watch(_bus_source(request, "call."), change, initial, ctx.stopping)
+
+
+@router.get("/bans", summary="Addresses banned (floods, password guessing)", responses=DOCUMENTED)
+async def bans(request: Request) -> JSONResponse:
+    items = ctx_of(request).sip.bans()
+    return JSONResponse(envelope(200, items, meta=page_meta(1, max(len(items), 1), len(items))))
+
+
+@router.delete("/bans/{ip}", summary="Lift a ban", responses=DOCUMENTED)
+async def unban(request: Request, ip: str) -> JSONResponse:
+    if not ctx_of(request).sip.guard.lift(ip):
+        raise NotFound(f"{ip} is not banned")
+    return JSONResponse(envelope(200, ip))

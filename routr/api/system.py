@@ -1,0 +1,137 @@
+"""``/system/*``: status, info, config, logs and reload."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from routr import __version__
+from routr.models import KINDS
+from routr.models.api import API_VERSION
+
+from . import streams
+from .context import ApiContext
+from .errors import DOCUMENTED, envelope
+from .resources import ctx_of
+
+_SECRET_KEY = re.compile(r"secret|password|passphrase|token|credentials|keyStorePassword", re.I)
+_SECRET_PARAM = re.compile(r"((?:^|,)\s*(?:secret|password|pass|token)\s*=)[^,]*", re.I)
+MASK = "********"
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+#: Open: monitoring probes ask without a token.
+public = APIRouter(tags=["system"])
+router = APIRouter(prefix="/system", tags=["system"])
+
+
+def masked(value: Any, key: str = "") -> Any:
+    """``value`` with every secret replaced by ``MASK`` (keys named like secrets, and
+    ``secret=`` inside v1's ``parameters`` strings)."""
+    if isinstance(value, dict):
+        return {k: MASK if _SECRET_KEY.search(k) and v is not None else masked(v, k)
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, list):
+        return [masked(v, key) for v in value]
+    if isinstance(value, str) and key == "parameters":
+        return _SECRET_PARAM.sub(lambda m: m.group(1) + MASK, value)
+    return value
+
+
+@public.get("/system/status", summary="Whether the server is up (no token)", responses=DOCUMENTED)
+async def status(request: Request) -> JSONResponse:
+    ctx = ctx_of(request)
+    return JSONResponse(
+        envelope(
+            200,
+            {
+                "status": "up",
+                "version": __version__,
+                "apiVersion": API_VERSION,
+                "uptime": round(time.time() - ctx.started, 3),
+            },
+        )
+    )
+
+
+def info_of(ctx: ApiContext) -> dict[str, Any]:
+    snapshot = ctx.provider.current()
+    return {
+        "version": __version__,
+        "apiVersion": API_VERSION,
+        "node": ctx.bus.node,
+        "uptime": round(time.time() - ctx.started, 3),
+        "transports": ctx.listeners(),
+        "dataSource": ctx.data_description,
+        "location": type(ctx.store).__name__,
+        "counts": {
+            **{kind: len(snapshot.items(kind)) for kind in KINDS},
+            "callsInProgress": len(ctx.sip.calls_in_progress()),
+            "registrations": len(ctx.sip.registrations()),
+            "bans": len(ctx.sip.bans()),
+        },
+        "sip": ctx.sip.counters.to_dict(),
+    }
+
+
+@router.get("/info", summary="Version, uptime, transports, data source", responses=DOCUMENTED)
+async def info(request: Request) -> JSONResponse:
+    ctx = ctx_of(request)
+    data = info_of(ctx)
+    data["counts"]["bindings"] = len(await ctx.sip.bindings())
+    return JSONResponse(envelope(200, data))
+
+
+@router.get("/config", summary="The running configuration, secrets masked", responses=DOCUMENTED)
+async def config(request: Request) -> JSONResponse:
+    data = ctx_of(request).config.model_dump(mode="json", by_alias=True)
+    return JSONResponse(envelope(200, masked(data)))
+
+
+@router.get("/logs", summary="Recent log records; ?follow=true streams them", responses=DOCUMENTED)
+async def logs(
+    request: Request,
+    level: str = Query("debug", pattern="^(?i:debug|info|warning|warn|error|critical)$"),
+    limit: int = Query(200, ge=1, le=100_000),
+    follow: bool = False,
+) -> Response:
+    ctx = ctx_of(request)
+    threshold = LEVELS[level.lower()]
+    recent = ctx.logs.recent(threshold, limit)
+    if not follow:
+        return JSONResponse(envelope(200, recent))
+
+    async def body() -> AsyncIterator[bytes]:
+        for entry in recent:
+            yield streams.line("ADDED", entry)
+        quiet = 0.0
+        async for record in ctx.logs.follow(ctx.stopping):
+            if record is None:
+                quiet += 1
+                if quiet >= streams.KEEPALIVE_SECONDS:
+                    quiet = 0
+                    yield b"\n"
+                continue
+            quiet = 0
+            if LEVELS.get(record["level"], logging.CRITICAL) >= threshold:
+                yield streams.line("ADDED", record)
+
+    return streams.stream(body(), ctx.stopping)
+
+
+@router.post("/reload", summary="Re-read resources and configuration", responses=DOCUMENTED)
+async def reload(request: Request) -> JSONResponse:
+    outcome = await ctx_of(request).reload()
+    return JSONResponse(envelope(200, outcome))
