@@ -65,23 +65,28 @@ async def _follow(
 
 
 async def _until(stopping: asyncio.Event, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """End ``body`` as soon as the server stops, even while it waits."""
+    """End ``body`` as soon as the server stops, even while it waits; a client that goes
+    away (this generator cancelled) ends it too."""
     stop = asyncio.ensure_future(stopping.wait())
+    step: asyncio.Future[bytes] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(body))
             done, _ = await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
             if step not in done:
-                step.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await step
                 return
             try:
-                yield step.result()
+                item = step.result()
             except StopAsyncIteration:
                 return
+            step = None
+            yield item
     finally:
         stop.cancel()
+        if step is not None and not step.done():
+            step.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await step
         await body.aclose()  # type: ignore[attr-defined]
 
 
