@@ -135,4 +135,5 @@ async def authenticated(request: Request, ctx: ApiContext, tokens: Tokens) -> st
     username = tokens.subject(token)
     if await ctx.provider.find_by_key("User", username) is None:
         raise Unauthorized("the token's user no longer exists")
+    request.state.user = username
     return username

@@ -47,6 +47,10 @@ class Unauthorized(ApiError):
         super().__init__(reason, headers={"WWW-Authenticate": 'Bearer realm="routr"'})
 
 
+class Forbidden(ApiError):
+    status = 403
+
+
 class NotFound(ApiError):
     status = 404
 

@@ -6,6 +6,7 @@ once the router's index holds them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -15,11 +16,19 @@ from pydantic import ValidationError
 from routr.data.errors import DataError
 from routr.data.filters import compile_filter
 from routr.data.snapshot import Change
-from routr.models import KINDS, PLURALS, Resource, keep_secrets, parse_resource, public_dict
+from routr.models import (
+    KINDS,
+    PLURALS,
+    Resource,
+    keep_secrets,
+    parse_resource,
+    public_dict,
+    resource_to_dict,
+)
 
 from . import bodies, streams
 from .context import ApiContext
-from .errors import CREATED, DOCUMENTED, Unprocessable, envelope, validation_problems
+from .errors import CREATED, DOCUMENTED, Forbidden, Unprocessable, envelope, validation_problems
 
 MAX_PAGE = 1000
 _BODY_DOC = {
@@ -46,6 +55,20 @@ def _change_line(change: Change) -> tuple[str, Any]:
     return change.type, public_dict(change.resource)
 
 
+_SECRETS = Query(False, description="with secrets: only for restService.secretReaders")
+
+
+def _shown(request: Request, secrets: bool) -> Callable[[Resource], dict[str, Any]]:
+    """How resources are shown to this caller: secrets only to a named secret reader (a
+    routr replicating this one); asking without being one is refused, not ignored."""
+    if not secrets:
+        return public_dict
+    user = getattr(request.state, "user", None)
+    if user not in ctx_of(request).config.spec.rest_service.secret_readers:
+        raise Forbidden(f"user {user} may not read secrets (restService.secretReaders)")
+    return resource_to_dict
+
+
 def routes_for(kind: str) -> APIRouter:
     plural = PLURALS[kind]
     router = APIRouter(prefix=f"/{plural}", tags=[plural])
@@ -59,8 +82,10 @@ def routes_for(kind: str) -> APIRouter:
         page: int = Query(1, ge=1),
         itemsPerPage: int = Query(30, ge=1, le=MAX_PAGE),
         watch: bool = False,
+        secrets: bool = _SECRETS,
     ) -> Response:
         ctx = ctx_of(request)
+        show = _shown(request, secrets)
         found = await ctx.provider.list(kind, filter, page, itemsPerPage)
         if watch:
             everything = await ctx.provider.list(kind, filter, 1, 1 << 30)
@@ -79,15 +104,16 @@ def routes_for(kind: str) -> APIRouter:
             )
         body = envelope(
             200,
-            [public_dict(r) for r in found.items],
+            [show(r) for r in found.items],
             meta=page_meta(found.page, found.items_per_page, found.total),
         )
         return JSONResponse(body)
 
     @router.get("/{ref}", summary=f"One of the {plural}", responses=DOCUMENTED)
-    async def get_one(request: Request, ref: str) -> JSONResponse:
+    async def get_one(request: Request, ref: str, secrets: bool = _SECRETS) -> JSONResponse:
+        show = _shown(request, secrets)
         resource = await ctx_of(request).provider.get(kind, ref)
-        return JSONResponse(envelope(200, public_dict(resource)))
+        return JSONResponse(envelope(200, show(resource)))
 
     @router.post(
         "",

@@ -1,7 +1,9 @@
 """``http_data_provider``: resources behind Routr 1.0's REST contract.
 
 ``GET/POST {baseUrl}/<kind>s``, ``GET/PUT/DELETE {baseUrl}/<kind>s/<ref>``, HTTP Basic auth,
-answers in the ``{status, message, data}`` envelope. Reads are cached for ``ttl`` seconds;
+answers in the ``{status, message, data}`` envelope. Another routr's API works too: when
+Basic is refused, a token is asked of ``{baseUrl}/token`` and sent as Bearer, and lists ask
+for secrets (``?secrets=true``, which that routr allows to its ``secretReaders`` only). Reads are cached for ``ttl`` seconds;
 while the service is down the last good data stays in force and the outage is logged once.
 """
 
@@ -66,9 +68,9 @@ class HttpProvider(DataProvider):
         super().__init__()
         self.base_url = base_url.rstrip("/")
         self.ttl = ttl
-        auth = httpx.BasicAuth(username, secret or "") if username else None
+        self._basic = httpx.BasicAuth(username, secret or "") if username else None
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, auth=auth, timeout=timeout, transport=transport
+            base_url=self.base_url, auth=self._basic, timeout=timeout, transport=transport
         )
         self._loaded_at = float("-inf")
         self._down = False
@@ -91,6 +93,8 @@ class HttpProvider(DataProvider):
         """``data`` of the envelope; a typed ``DataError`` for any failure."""
         try:
             response = await self._http.request(method, path, **kwargs)
+            if response.status_code == 401 and await self._take_token():
+                response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(f"{self.base_url} is unreachable: {exc!r}") from exc
         try:
@@ -111,13 +115,29 @@ class HttpProvider(DataProvider):
         if status in (400, 422):
             raise InvalidResource(f"{self.base_url}: {message}")
         if status in (401, 403):
-            raise ProviderUnavailable(f"{self.base_url} refused our credentials ({status})")
+            why = body.get("reason") or message
+            raise ProviderUnavailable(f"{self.base_url} refused our credentials ({status}: {why})")
         raise ProviderUnavailable(f"{self.base_url} answered {status}: {message}")
+
+    async def _take_token(self) -> bool:
+        """A routr API wants a token, got for the Basic credentials (again when expired)."""
+        if self._basic is None:
+            return False
+        response = await self._http.get("/token", auth=self._basic)
+        try:
+            token = response.json().get("data") if response.status_code == 200 else None
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            return False
+        self._http.auth = None
+        self._http.headers["Authorization"] = f"Bearer {token}"
+        return True
 
     async def _fetch_kind(self, kind: str) -> list[Resource]:
         out: dict[str, Resource] = {}
         for page in range(1, 10_000):
-            params = {"page": page, "itemsPerPage": _PAGE}
+            params = {"page": page, "itemsPerPage": _PAGE, "secrets": "true"}
             data = await self._call("GET", f"/{PLURALS[kind]}", params=params)
             items = data.get("items", []) if isinstance(data, dict) else data or []
             fresh = 0

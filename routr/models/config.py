@@ -112,6 +112,9 @@ class RestService(_Model):
     # /metrics is open like Prometheus endpoints usually are; true asks a token of it too
     metrics_auth: bool = Field(default=False, alias="metricsAuth")
     log_records: int = Field(default=1000, ge=10, le=100_000, alias="logRecords")
+    # Users whose token may read secrets (?secrets=true): another routr replicating this
+    # one's resources with http_data_provider. Nobody by default: secrets are write-only.
+    secret_readers: list[str] = Field(default_factory=list, alias="secretReaders")
 
     @property
     def plain_http(self) -> bool:
