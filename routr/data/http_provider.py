@@ -3,8 +3,9 @@
 ``GET/POST {baseUrl}/<kind>s``, ``GET/PUT/DELETE {baseUrl}/<kind>s/<ref>``, HTTP Basic auth,
 answers in the ``{status, message, data}`` envelope. Another routr's API works too: when
 Basic is refused, a token is asked of ``{baseUrl}/token`` and sent as Bearer, and lists ask
-for secrets (``?secrets=true``, which that routr allows to its ``secretReaders`` only). Reads are cached for ``ttl`` seconds;
-while the service is down the last good data stays in force and the outage is logged once.
+for secrets (``?secrets=true``, which that routr allows to its ``secretReaders`` only).
+Reads are cached for ``ttl`` seconds; while the service is down the last good data stays
+in force and the outage is logged once.
 """
 
 from __future__ import annotations

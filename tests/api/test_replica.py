@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from e2e.registrar_kit import Registration
 from support.api import BASE, Api, start_server, token
 from support.data import agent, domain
 from support.server import RoutrProcess
 from support.sip import UdpClient
-
-from e2e.registrar_kit import Registration
 
 REPLICA_SECRET = "replica-secret-1"
 
