@@ -131,7 +131,7 @@ class HttpProvider(DataProvider):
             token = None
         if not isinstance(token, str) or not token:
             return False
-        self._http.auth = None
+        self._http.auth = httpx.Auth()  # the base Auth adds nothing: the header is ours
         self._http.headers["Authorization"] = f"Bearer {token}"
         return True
 
