@@ -1,0 +1,1 @@
+"""rctl's commands, one module per area; importing a module registers its commands."""

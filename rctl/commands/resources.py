@@ -1,0 +1,306 @@
+"""get, describe, create, apply, delete, edit: the six resource kinds."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from rctl.app import OUTPUT, app
+from rctl.client import Client
+from rctl.errors import ApiError, RctlError
+from rctl.kinds import Kind, kind_named, natural_keys
+from rctl.manifest import Entry, load, to_text
+from rctl.output import Format, emit, nothing_found, render, watch
+from rctl.session import client, options
+from rctl.views import RESOURCE_VIEWS, Item
+
+YAML = {"Content-Type": "application/yaml"}
+KIND = typer.Argument(
+    ...,
+    metavar="KIND",
+    help="agent(s)/ag, domain(s)/dm, peer(s)/pr, gateway(s)/gw, number(s)/dd, user(s)/us",
+)
+REFS = typer.Argument(..., metavar="REF...", help="refs of the resources to delete")
+FILE = typer.Option(..., "--filename", "-f", help="a YAML or JSON manifest; '-' reads stdin")
+
+
+def fetch(api: Client, kind: Kind, ref: str) -> Item:
+    try:
+        item: Item = api.get(f"/{kind.plural}/{ref}")
+    except ApiError as exc:
+        raise _named(exc, kind, ref) from None
+    return item
+
+
+def _named(exc: ApiError, kind: Kind, ref: str) -> RctlError:
+    """A 404 says which resource, in the words the user typed it."""
+    if exc.status == 404:
+        return RctlError(f"{kind.lower} {ref!r} not found")
+    return exc
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    kind_name: str = KIND,
+    ref: str | None = typer.Argument(None, metavar="[REF]", help="one resource's ref (else all)"),
+    filter: str | None = typer.Option(
+        None, "--filter", help="JsonPath predicate, e.g. \"@.spec.credentials.username == '1001'\""
+    ),
+    watch_: bool = typer.Option(False, "--watch", "-w", help="keep showing changes"),
+    output: Format | None = OUTPUT,
+) -> None:
+    """List resources of a kind, or show one."""
+    kind = kind_named(kind_name)
+    fmt = options(ctx).format(output)
+    view = RESOURCE_VIEWS[kind.name]
+    api = client(ctx)
+    if watch_:
+        if ref:
+            raise RctlError("--watch follows a whole kind; use --filter to narrow it, not a ref")
+        params = {"watch": "true", **({"filter": filter} if filter else {})}
+        watch(view, api.watch(f"/{kind.plural}", **params), fmt)
+        return
+    if ref:
+        emit(render(view, [fetch(api, kind, ref)], fmt, single=True))
+        return
+    items = api.list_all(f"/{kind.plural}", filter)
+    if not items and fmt in (Format.table, Format.wide):
+        nothing_found(kind.plural)
+    emit(render(view, items, fmt))
+
+
+# -- describe ---------------------------------------------------------------------------------
+
+
+def _section(title: str, lines: list[str]) -> list[str]:
+    return [f"{title}:", *(f"  {line}" for line in lines or ["<none>"])]
+
+
+def _bindings(api: Client, predicate: str) -> list[str]:
+    found = api.list_all("/location", predicate)
+    return [f"{b.get('aor')} -> {b.get('contact')} ({b.get('transport')}, "
+            f"expires in {b.get('expires')} s)" for b in found]  # fmt: skip
+
+
+def _quoted(value: Any) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _related(api: Client, kind: Kind, item: Item) -> list[str]:
+    """What a resource is tied to: its domains, bindings, gateway, registration, users."""
+    spec = item.get("spec") or {}
+    meta = item.get("metadata") or {}
+    ref = _quoted(meta.get("ref"))
+    out: list[str] = []
+    if kind.name == "Agent":
+        domains = []
+        for uri in spec.get("domains") or []:
+            found = api.list_all("/domains", f"@.spec.context.domainUri == {_quoted(uri)}")
+            name = found[0]["metadata"]["ref"] if found else "missing!"
+            domains.append(f"{uri} ({name})")
+        out += _section("Domains", domains)
+        out += _section("Bindings", _bindings(api, f"@.ref == {ref}"))
+    elif kind.name == "Peer":
+        out += _section("Bindings", _bindings(api, f"@.ref == {ref}"))
+    elif kind.name == "Number":
+        gateway = meta.get("gwRef")
+        try:
+            gw = api.get(f"/gateways/{gateway}")
+            gw_line = f"{gateway} ({gw['metadata'].get('name')}, {gw['spec'].get('host')})"
+        except ApiError:
+            gw_line = f"{gateway} (missing!)"
+        out += _section("Gateway", [gw_line])
+        link = (spec.get("location") or {}).get("aorLink")
+        out += _section(f"AOR link {link}", _bindings(api, f"@.aor == {_quoted(link)}")
+                        or ["not registered"])  # fmt: skip
+    elif kind.name == "Gateway":
+        state = api.list_all("/registry", f"@.ref == {ref}")
+        out += _section("Registration", [
+            f"{r.get('state')} at {r.get('registrar')} (last response: "
+            f"{r.get('lastResponse') or 'none'})" for r in state
+        ] or ["not registering"])  # fmt: skip
+        numbers = api.list_all("/numbers", f"@.metadata.gwRef == {ref}")
+        out += _section("Numbers", [
+            f"{n['metadata']['ref']} {n['spec']['location']['telUrl']}" for n in numbers
+        ])  # fmt: skip
+    elif kind.name == "Domain":
+        uri = (spec.get("context") or {}).get("domainUri")
+        agents = api.list_all("/agents", f"{_quoted(uri)} in @.spec.domains")
+        out += _section("Agents", [
+            f"{a['metadata']['ref']} {a['spec']['credentials']['username']}" for a in agents
+        ])  # fmt: skip
+    return out
+
+
+@app.command()
+def describe(
+    ctx: typer.Context,
+    kind_name: str = KIND,
+    ref: str = typer.Argument(..., metavar="REF", help="the resource's ref"),
+) -> None:
+    """Show every field of a resource, and what it is tied to."""
+    from rctl.output import to_yaml
+
+    kind = kind_named(kind_name)
+    api = client(ctx)
+    item = fetch(api, kind, ref)
+    meta = item.get("metadata") or {}
+    lines = [
+        f"Kind:        {item.get('kind')}",
+        f"Ref:         {meta.get('ref')}",
+        f"Name:        {meta.get('name') or '<none>'}",
+        f"Created:     {meta.get('createdOn') or '<unknown>'}",
+        f"Modified:    {meta.get('modifiedOn') or '<unknown>'}",
+    ]
+    extra = {k: v for k, v in meta.items() if k not in ("ref", "name", "createdOn", "modifiedOn")}
+    if extra:
+        lines += ["Metadata:", *(f"  {x}" for x in to_yaml(extra).splitlines())]
+    lines += ["Spec:", *(f"  {x}" for x in to_yaml(item.get("spec") or {}).splitlines())]
+    try:
+        lines += _related(api, kind, item)
+    except ApiError as exc:  # an older server may not filter this way: show what we have
+        lines += [f"(related objects unavailable: {exc.reason})"]
+    emit("\n".join(lines))
+
+
+# -- create / apply ---------------------------------------------------------------------------
+
+
+def _runs(entries: list[Entry]) -> list[list[Entry]]:
+    """Consecutive entries of one kind: one POST each, in file order (a Gateway before the
+    Number that names it, a Domain before its Agents)."""
+    runs: list[list[Entry]] = []
+    for entry in entries:
+        if runs and runs[-1][0].kind == entry.kind:
+            runs[-1].append(entry)
+        else:
+            runs.append([entry])
+    return runs
+
+
+def _a(word: str) -> str:
+    return ("an " if word[0] in "AEIOU" else "a ") + word
+
+
+def _entries(source: str, kind_name: str | None) -> list[Entry]:
+    entries = load(source)
+    if kind_name:
+        wanted = kind_named(kind_name)
+        for entry in entries:
+            if entry.kind != wanted:
+                where = "<stdin>" if source == "-" else source
+                raise RctlError(
+                    f"{where}:{entry.line}: {_a(entry.kind.name)}, not {_a(wanted.name)}; "
+                    f"'rctl create {wanted.lower}' takes {wanted.plural} only "
+                    "(leave the kind out to create every kind)"
+                )
+    return entries
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    kind_name: str | None = typer.Argument(
+        None, metavar="[KIND]", help="check that the file holds this kind"
+    ),
+    filename: str = FILE,
+) -> None:
+    """Create the resources of a manifest (one, a list, or --- documents), in order."""
+    entries = _entries(filename, kind_name)
+    api = client(ctx)
+    for run in _runs(entries):
+        kind = run[0].kind
+        refs = api.data("POST", f"/{kind.plural}", content=to_text(run), headers=YAML)
+        for ref in refs if isinstance(refs, list) else [refs]:
+            emit(f"{kind.lower}/{ref} created")
+
+
+class _Existing:
+    """The resources of each kind, fetched once per apply, by ref and natural key."""
+
+    def __init__(self, api: Client) -> None:
+        self.api = api
+        self.by_kind: dict[str, tuple[set[str], dict[str, str]]] = {}
+
+    def _index(self, kind: Kind) -> tuple[set[str], dict[str, str]]:
+        if kind.name not in self.by_kind:
+            refs: set[str] = set()
+            keys: dict[str, str] = {}
+            for item in self.api.list_all(f"/{kind.plural}"):
+                ref = str((item.get("metadata") or {}).get("ref"))
+                refs.add(ref)
+                keys.update(dict.fromkeys(natural_keys(kind, item), ref))
+            self.by_kind[kind.name] = (refs, keys)
+        return self.by_kind[kind.name]
+
+    def ref_of(self, entry: Entry) -> str | None:
+        """The stored resource this entry updates: the one with its ref, or (written without
+        a ref) the one with its natural key."""
+        refs, keys = self._index(entry.kind)
+        if entry.ref is not None:
+            return entry.ref if entry.ref in refs else None
+        return next((keys[k] for k in natural_keys(entry.kind, entry.plain()) if k in keys), None)
+
+
+@app.command()
+def apply(ctx: typer.Context, filename: str = FILE) -> None:
+    """Create or update each resource of a manifest (found by ref, else by natural key).
+
+    Secrets left out (as in `rctl get -o yaml`) keep their stored value.
+    """
+    entries = load(filename)
+    api = client(ctx)
+    existing = _Existing(api)
+    for entry in entries:
+        kind = entry.kind
+        ref = existing.ref_of(entry)
+        if ref is None:
+            made = api.data("POST", f"/{kind.plural}", content=entry.yaml_text(), headers=YAML)
+            created = made[0] if isinstance(made, list) else made
+            emit(f"{kind.lower}/{created} created")
+        else:
+            _put(api, kind, ref, _single(entry))
+            emit(f"{kind.lower}/{ref} configured")
+
+
+def _single(entry: Entry) -> str:
+    import yaml
+
+    return yaml.serialize(entry.node, Dumper=yaml.SafeDumper, allow_unicode=True)
+
+
+def _put(api: Client, kind: Kind, ref: str, text: str) -> Item:
+    try:
+        item: Item = api.data("PUT", f"/{kind.plural}/{ref}", content=text, headers=YAML)
+    except ApiError as exc:
+        raise _named(exc, kind, ref) from None
+    return item
+
+
+# -- delete -----------------------------------------------------------------------------------
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    kind_name: str = KIND,
+    refs: list[str] = REFS,
+) -> None:
+    """Delete resources; one that others still use is refused and named."""
+    kind = kind_named(kind_name)
+    api = client(ctx)
+    failed = 0
+    for ref in refs:
+        try:
+            api.data("DELETE", f"/{kind.plural}/{ref}")
+        except ApiError as exc:
+            failed += 1
+            error = _named(exc, kind, ref)
+            sys.stderr.write(f"error: {kind.lower}/{ref}: {error.message}\n")
+            continue
+        emit(f"{kind.lower}/{ref} deleted")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,107 @@
+"""Manifests as written: one resource, a list, or ``---`` documents, YAML or JSON.
+
+rctl does not validate resources itself: the server does, with the same models and the same
+messages. It reads the YAML only as a tree of nodes, to learn each entry's kind, ref and
+natural key, and sends each entry on as YAML text re-emitted from its own nodes, so what was
+written reaches the server unchanged (``secret: 0123`` stays the string ``0123``, as the
+server's own loader reads it, not the octal number PyYAML would make of it).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rctl.errors import RctlError
+from rctl.kinds import Kind, kind_named
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One resource of a manifest: its node, where it starts, and the kind it says it is."""
+
+    node: yaml.Node
+    line: int
+    kind: Kind
+
+    @property
+    def ref(self) -> str | None:
+        value = scalar(self.node, "metadata", "ref")
+        return value or None
+
+    def plain(self) -> dict[str, Any]:
+        """The entry as plain data (for natural keys; numbers may be numbers here)."""
+        data = yaml.SafeLoader("").construct_document(self.node)
+        return data if isinstance(data, dict) else {}
+
+    def yaml_text(self) -> str:
+        return to_text([self])
+
+
+def scalar(node: yaml.Node, *path: str) -> str:
+    """The text of the scalar at ``path`` as written, or ``""``."""
+    for key in path:
+        if not isinstance(node, yaml.MappingNode):
+            return ""
+        found = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+        if found is None:
+            return ""
+        node = found
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+
+
+def read_text(source: str) -> tuple[str, str]:
+    """The text of ``-f`` (a path, or ``-`` for stdin) and the name to cite it by."""
+    if source == "-":
+        return sys.stdin.read(), "<stdin>"
+    try:
+        return Path(source).read_text("utf-8"), source
+    except FileNotFoundError:
+        raise RctlError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise RctlError(f"{source}: is a folder; give a file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RctlError(f"{source}: cannot read it: {exc}") from None
+
+
+def parse(text: str, source: str) -> list[Entry]:
+    """Every entry of a manifest, in order. Raises ``RctlError`` naming the line of a YAML
+    error, of an entry that is not a mapping, or of a missing or unknown ``kind``."""
+    try:
+        documents = [d for d in yaml.compose_all(text, Loader=yaml.SafeLoader) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not YAML"
+        raise RctlError(f"{source}{where}: not valid YAML: {problem}") from None
+    entries: list[Entry] = []
+    for document in documents:
+        nodes = document.value if isinstance(document, yaml.SequenceNode) else [document]
+        for node in nodes:
+            line = node.start_mark.line + 1
+            if not isinstance(node, yaml.MappingNode):
+                raise RctlError(f"{source}:{line}: expected a resource (a mapping)")
+            kind = scalar(node, "kind")
+            if not kind:
+                raise RctlError(f"{source}:{line}: the resource has no kind")
+            try:
+                entries.append(Entry(node, line, kind_named(kind)))
+            except RctlError as exc:
+                raise RctlError(f"{source}:{line}: {exc.message}") from None
+    if not entries:
+        raise RctlError(f"{source}: no resources in it")
+    return entries
+
+
+def load(source: str) -> list[Entry]:
+    return parse(*read_text(source))
+
+
+def to_text(entries: list[Entry]) -> str:
+    """A YAML list of ``entries``, from their own nodes."""
+    node = yaml.SequenceNode("tag:yaml.org,2002:seq", [e.node for e in entries])
+    return yaml.serialize(node, Dumper=yaml.SafeDumper, allow_unicode=True)
