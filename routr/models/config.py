@@ -118,9 +118,12 @@ class RestService(_Model):
 
     @property
     def plain_http(self) -> bool:
-        """HTTP is allowed when asked for or when only loopback can reach the API."""
+        """HTTP when asked for, or when only loopback can reach the API and no certificate
+        is given (one given is meant to be used)."""
         if self.unsecured:
             return True
+        if self.cert_file and self.key_file:
+            return False
         try:
             return ipaddress.ip_address(self.bind_addr).is_loopback
         except ValueError:
