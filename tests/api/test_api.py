@@ -454,3 +454,27 @@ async def test_sip_keeps_answering_while_the_api_works(server: RoutrProcess) -> 
         results = await work
     assert all(r.status_code == 200 for r in results)
     assert all(a.status == 200 for a in answers)
+
+
+def test_a_stop_ends_open_streams_and_exits_0(tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    proc = start_server(tmp_path, {"restService": {"port": 0}})
+    client = Api(proc.api, token(proc.api))
+    opened, ended = threading.Event(), threading.Event()
+
+    def follow() -> None:
+        with client.http.stream("GET", "/location", params={"watch": "true"}) as stream:
+            opened.set()  # the answer's head has come: the stream is open
+            for _ in stream.iter_lines():
+                pass
+        ended.set()
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert opened.wait(5)
+    assert proc.stop(signal.SIGTERM) == 0
+    assert ended.wait(5), "the watch stream did not end with the server"
+    client.close()
+    proc.assert_no_tracebacks()
