@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from rctl.app import app
-from rctl.commands import auth, live, resources, system
+from rctl.commands import auth, edit, live, resources, system
 
-__all__ = ["app", "auth", "live", "main", "resources", "system"]
+__all__ = ["app", "auth", "edit", "live", "main", "resources", "system"]
 
 
 def main() -> None:

@@ -38,9 +38,6 @@ class Entry:
         data = yaml.SafeLoader("").construct_document(self.node)
         return data if isinstance(data, dict) else {}
 
-    def yaml_text(self) -> str:
-        return to_text([self])
-
 
 def scalar(node: yaml.Node, *path: str) -> str:
     """The text of the scalar at ``path`` as written, or ``""``."""
@@ -105,3 +102,8 @@ def to_text(entries: list[Entry]) -> str:
     """A YAML list of ``entries``, from their own nodes."""
     node = yaml.SequenceNode("tag:yaml.org,2002:seq", [e.node for e in entries])
     return yaml.serialize(node, Dumper=yaml.SafeDumper, allow_unicode=True)
+
+
+def single_text(entry: Entry) -> str:
+    """One entry as a YAML mapping (a PUT takes one resource, not a list)."""
+    return yaml.serialize(entry.node, Dumper=yaml.SafeDumper, allow_unicode=True)

@@ -11,7 +11,7 @@ from rctl.app import OUTPUT, app
 from rctl.client import Client
 from rctl.errors import ApiError, RctlError
 from rctl.kinds import Kind, kind_named, natural_keys
-from rctl.manifest import Entry, load, to_text
+from rctl.manifest import Entry, load, single_text, to_text
 from rctl.output import Format, emit, nothing_found, render, watch
 from rctl.session import client, options
 from rctl.views import RESOURCE_VIEWS, Item
@@ -258,21 +258,15 @@ def apply(ctx: typer.Context, filename: str = FILE) -> None:
         kind = entry.kind
         ref = existing.ref_of(entry)
         if ref is None:
-            made = api.data("POST", f"/{kind.plural}", content=entry.yaml_text(), headers=YAML)
+            made = api.data("POST", f"/{kind.plural}", content=to_text([entry]), headers=YAML)
             created = made[0] if isinstance(made, list) else made
             emit(f"{kind.lower}/{created} created")
         else:
-            _put(api, kind, ref, _single(entry))
+            put(api, kind, ref, single_text(entry))
             emit(f"{kind.lower}/{ref} configured")
 
 
-def _single(entry: Entry) -> str:
-    import yaml
-
-    return yaml.serialize(entry.node, Dumper=yaml.SafeDumper, allow_unicode=True)
-
-
-def _put(api: Client, kind: Kind, ref: str, text: str) -> Item:
+def put(api: Client, kind: Kind, ref: str, text: str) -> Item:
     try:
         item: Item = api.data("PUT", f"/{kind.plural}/{ref}", content=text, headers=YAML)
     except ApiError as exc:
