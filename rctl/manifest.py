@@ -9,6 +9,7 @@ server's own loader reads it, not the octal number PyYAML would make of it).
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,20 @@ class Entry:
     def ref(self) -> str | None:
         value = scalar(self.node, "metadata", "ref")
         return value or None
+
+    def line_of(self, path: str) -> int:
+        """The line of the deepest node of ``spec.domains[0]``-like ``path`` that exists."""
+        node = self.node
+        for part in re.findall(r"[^.\[\]]+", path):
+            child: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode):
+                child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            elif isinstance(node, yaml.SequenceNode) and part.isdigit():
+                child = node.value[int(part)] if int(part) < len(node.value) else None
+            if child is None:
+                break
+            node = child
+        return node.start_mark.line + 1
 
     def plain(self) -> dict[str, Any]:
         """The entry as plain data (for natural keys; numbers may be numbers here)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -185,19 +186,56 @@ def _a(word: str) -> str:
     return ("an " if word[0] in "AEIOU" else "a ") + word
 
 
+def _source_name(source: str) -> str:
+    return "<stdin>" if source == "-" else source
+
+
 def _entries(source: str, kind_name: str | None) -> list[Entry]:
     entries = load(source)
     if kind_name:
         wanted = kind_named(kind_name)
         for entry in entries:
             if entry.kind != wanted:
-                where = "<stdin>" if source == "-" else source
                 raise RctlError(
-                    f"{where}:{entry.line}: {_a(entry.kind.name)}, not {_a(wanted.name)}; "
+                    f"{_source_name(source)}:{entry.line}: {_a(entry.kind.name)}, "
+                    f"not {_a(wanted.name)}; "
                     f"'rctl create {wanted.lower}' takes {wanted.plural} only "
                     "(leave the kind out to create every kind)"
                 )
     return entries
+
+
+_INDEXED = re.compile(r"^\[(\d+)\]\.?(.*)$")
+
+
+def _located(exc: ApiError, sent: list[Entry], source: str) -> RctlError:
+    """A 422 about entries sent as a list names them by index in that list; the user
+    knows them by file and line."""
+    if exc.status != 422 or not isinstance(exc.data, list):
+        return exc
+    lines = []
+    for problem in exc.data:
+        if not isinstance(problem, dict):
+            continue
+        path = str(problem.get("path") or "")
+        entry = sent[0] if len(sent) == 1 else None
+        match = _INDEXED.match(path)
+        if match:
+            path = match.group(2)
+            index = int(match.group(1))
+            entry = sent[index] if index < len(sent) else None
+        where = f"{source}:{entry.line_of(path)}: " if entry is not None else ""
+        lines.append(f"  {where}{path + ': ' if path else ''}{problem.get('problem')}")
+    return RctlError("invalid:\n" + "\n".join(lines)) if lines else exc
+
+
+def _post(api: Client, run: list[Entry], source: str) -> list[str]:
+    kind = run[0].kind
+    try:
+        refs = api.data("POST", f"/{kind.plural}", content=to_text(run), headers=YAML)
+    except ApiError as exc:
+        raise _located(exc, run, source) from None
+    return [str(r) for r in (refs if isinstance(refs, list) else [refs])]
 
 
 @app.command()
@@ -212,10 +250,8 @@ def create(
     entries = _entries(filename, kind_name)
     api = client(ctx)
     for run in _runs(entries):
-        kind = run[0].kind
-        refs = api.data("POST", f"/{kind.plural}", content=to_text(run), headers=YAML)
-        for ref in refs if isinstance(refs, list) else [refs]:
-            emit(f"{kind.lower}/{ref} created")
+        for ref in _post(api, run, _source_name(filename)):
+            emit(f"{run[0].kind.lower}/{ref} created")
 
 
 class _Existing:
@@ -258,12 +294,14 @@ def apply(ctx: typer.Context, filename: str = FILE) -> None:
         kind = entry.kind
         ref = existing.ref_of(entry)
         if ref is None:
-            made = api.data("POST", f"/{kind.plural}", content=to_text([entry]), headers=YAML)
-            created = made[0] if isinstance(made, list) else made
+            (created,) = _post(api, [entry], _source_name(filename))
             emit(f"{kind.lower}/{created} created")
-        else:
+            continue
+        try:
             put(api, kind, ref, single_text(entry))
-            emit(f"{kind.lower}/{ref} configured")
+        except ApiError as exc:
+            raise _located(exc, [entry], _source_name(filename)) from None
+        emit(f"{kind.lower}/{ref} configured")
 
 
 def put(api: Client, kind: Kind, ref: str, text: str) -> Item:

@@ -47,5 +47,3 @@ def domain_uri(api: Api) -> str:
     uri = unique_domain()
     api.create("/domains", domain_doc(uri))
     return uri
-
-
