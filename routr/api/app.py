@@ -67,7 +67,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def metrics(request: Request) -> Response:
         if rest.metrics_auth:
             await require_token(request)
-        body, media = render(ctx)
+        body, media = await render(ctx)
         return Response(body, media_type=media)
 
     return app

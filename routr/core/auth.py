@@ -81,13 +81,14 @@ class AuthFailures:
     Only wrong credentials count, not the first challenge every client gets.
     """
 
-    __slots__ = ("_events", "failures", "max_sources", "seconds")
+    __slots__ = ("_events", "failures", "max_sources", "seconds", "total")
 
     def __init__(self, failures: int = 10, seconds: float = 600.0, max_sources: int = 100_000):
         self.failures = failures
         self.seconds = seconds
         self.max_sources = max_sources
         self._events: dict[str, deque[float]] = {}
+        self.total = 0  # every failure since start, for ``GET /metrics``
 
     def _trim(self, ip: str, now: float) -> deque[float] | None:
         events = self._events.get(ip)
@@ -103,6 +104,7 @@ class AuthFailures:
 
     def record(self, ip: str, now: float) -> int:
         """Count one failure from ``ip``; the failures in the window, this one included."""
+        self.total += 1
         events = self._trim(ip, now)
         if events is None:
             if len(self._events) >= self.max_sources:

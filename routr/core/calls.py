@@ -152,6 +152,8 @@ class Calls:
         self._affinity: OrderedDict[str, tuple[Binding, float]] = OrderedDict()
         self._counts: dict[Binding, int] = {}
         self._recent: deque[Call] = deque(maxlen=recent)
+        #: Calls started since start, by routing strategy (``GET /metrics``).
+        self.started: dict[str, int] = {}
         self._next_prune = 0.0
 
     def __len__(self) -> int:
@@ -203,6 +205,7 @@ class Calls:
             peer_ref=peer_ref, binding=binding, started=now, expires_at=now + self.pending_ttl,
         )  # fmt: skip
         self._calls[call_id] = call
+        self.started[strategy] = self.started.get(strategy, 0) + 1
         if binding is not None:
             self._counts[binding] = self._counts.get(binding, 0) + 1
         self.emit(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
+from time import perf_counter
 from typing import Any, Protocol
 
 from routr.core.acl import Acl
@@ -35,6 +36,7 @@ from routr.core.proxy import Proxy
 from routr.core.registrar import Registrar
 from routr.core.router import Router
 from routr.core.routing import Hop, TimerHandle
+from routr.core.stats import SipStats
 from routr.data.index import Index
 from routr.data.secrets import Secrets
 from routr.events import Event
@@ -114,9 +116,14 @@ class SipService:
         #: The global ACL: every packet. Raises AclError on a bad entry.
         self.acl = Acl.from_lists(acl.allow, acl.deny) if acl is not None else None
         self.counters = Counters()
+        #: By method, status class, parse error and handling time (``GET /metrics``).
+        self.stats = SipStats()
         failures = AuthFailures(
             security.auth_failure_ban.failures, security.auth_failure_ban.seconds
         )
+        #: Shared by the registrar and the request authenticator: ``total`` is every
+        #: wrong answer to a challenge.
+        self.auth_failures = failures
         self.guard = Guard(
             security.trusted,
             flood_requests=security.flood_ban.requests,
@@ -200,7 +207,13 @@ class SipService:
     # -- incoming -----------------------------------------------------------------------
 
     def on_data(self, data: bytes, source: SourceLike) -> None:
-        """Every complete message from any transport comes here."""
+        """Every complete message from any transport comes here (and is timed for the
+        handling-time histogram)."""
+        started = perf_counter()
+        self._receive(data, source)
+        self.stats.observe(perf_counter() - started)
+
+    def _receive(self, data: bytes, source: SourceLike) -> None:
         if not self.guard.admit(source.ip, self.clock()):
             self.counters.dropped += 1
             return  # banned: not even a parse
@@ -211,11 +224,13 @@ class SipService:
             message = parse_message(data, datagram=source.protocol == "udp")
             if isinstance(message, Response):
                 self.counters.responses += 1
+                self.stats.responses_received[message.status // 100] += 1
                 if not denied:
                     self.on_response(message, source)
                 return
             assert isinstance(message, Request)
             self.counters.requests += 1
+            self.stats.request(message.method)
             if self.guard.is_scanner(message.get("user-agent")):
                 self.counters.dropped += 1
                 _log.debug("dropped a scanner's %s from %s", message.method, source.ip)
@@ -227,6 +242,8 @@ class SipService:
             if message.method != "REGISTER":
                 fix_contact(message, source.protocol, source.ip, source.port)
         except ParseError as exc:
+            if not denied or exc.status != 403:  # the ACL's 403 is no parse error
+                self.stats.parse_error(exc.status)
             self._reject(exc, source)
             return
         work = self.dispatcher.on_request(message, source)
@@ -278,6 +295,7 @@ class SipService:
         if dest is None:
             self.reply(request, response, source)
         else:
+            self.stats.responses_sent[response.status // 100] += 1
             self.io.send_back(response.to_bytes(), source, dest)
 
     def _dropped(self, source: SourceLike, why: str) -> None:
@@ -296,6 +314,7 @@ class SipService:
     def reply(self, request: Request, response: Response, source: Any) -> None:
         """Send a response back along the request's flow (RFC 3261 §18.2.2)."""
         dest = reply_address(request, source.ip, source.port) if source.conn is None else None
+        self.stats.responses_sent[response.status // 100] += 1
         self.io.send_back(response.to_bytes(), source, dest)
 
     def send(self, message: Message, hop: Hop, on_error: Callable[[], None]) -> None:
