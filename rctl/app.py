@@ -71,6 +71,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+COMPLETE_VAR = "_RCTL_COMPLETE"  # what the scripts of `rctl completion SHELL` set
 OUTPUT = typer.Option(None, "--output", "-o", help="table, wide, json, yaml or name")
 
 

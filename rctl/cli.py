@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from rctl.app import app
+import os
+
+from rctl.app import COMPLETE_VAR, app
 from rctl.commands import auth, edit, live, resources, system
 
 __all__ = ["app", "auth", "edit", "live", "main", "resources", "system"]
 
 
 def main() -> None:
-    app()
+    if os.environ.get(COMPLETE_VAR):
+        # typer registers its shell classes only with add_completion, whose two extra
+        # options cost every start; a completion request registers them itself
+        from typer._completion_classes import completion_init
+
+        completion_init()
+    app(prog_name="rctl")
 
 
 if __name__ == "__main__":

@@ -11,17 +11,25 @@ import typer
 from rctl.app import OUTPUT, app
 from rctl.client import Client
 from rctl.errors import ApiError, RctlError
-from rctl.kinds import Kind, kind_named, natural_keys
+from rctl.kinds import KINDS, Kind, kind_named, natural_keys
 from rctl.manifest import Entry, load, single_text, to_text
 from rctl.output import Format, emit, nothing_found, render, watch
 from rctl.session import client, options
 from rctl.views import RESOURCE_VIEWS, Item
 
 YAML = {"Content-Type": "application/yaml"}
+
+
+def _kind_names(incomplete: str) -> list[str]:
+    names = [n for k in KINDS for n in (k.plural, k.lower, k.short)]
+    return [n for n in names if n.startswith(incomplete)]
+
+
 KIND = typer.Argument(
     ...,
     metavar="KIND",
     help="agent(s)/ag, domain(s)/dm, peer(s)/pr, gateway(s)/gw, number(s)/dd, user(s)/us",
+    autocompletion=_kind_names,
 )
 REFS = typer.Argument(..., metavar="REF...", help="refs of the resources to delete")
 FILE = typer.Option(..., "--filename", "-f", help="a YAML or JSON manifest; '-' reads stdin")

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from rctl.app import OUTPUT, app
+from rctl.app import COMPLETE_VAR, OUTPUT, app
 from rctl.errors import RctlError
 from rctl.output import Format, colour, emit, to_json, to_yaml
 from rctl.session import client, options
@@ -95,12 +95,12 @@ def reload(ctx: typer.Context) -> None:
 @app.command()
 def completion(shell: Shell = SHELL) -> None:
     """Print a shell completion script: eval "$(rctl completion bash)"."""
-    # typer's own script: it speaks the protocol typer's runtime answers (_RCTL_COMPLETE)
+    # typer's own script: it speaks the protocol its runtime answers (see rctl.cli.main)
     from typer._completion_shared import get_completion_script
 
     try:
         script = get_completion_script(
-            prog_name="rctl", complete_var="_RCTL_COMPLETE", shell=shell.value
+            prog_name="rctl", complete_var=COMPLETE_VAR, shell=shell.value
         )
     except typer.Exit:
         raise RctlError(f"no completion for {shell.value}") from None

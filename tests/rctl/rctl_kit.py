@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from e2e.registrar_kit import Registration
+from support.server import RoutrProcess
+from support.sip import UdpClient
 from typer.testing import CliRunner
 
 from rctl.cli import app
@@ -80,3 +86,68 @@ def agent_yaml(username: str, secret: str, domain: str, name: str = "") -> str:
         f"  spec: {{credentials: {{username: '{username}', secret: '{secret}'}}, "
         f"domains: [{domain}]}}\n"
     )
+
+
+def create_agents(rctl: Rctl, domain: str, *users: str) -> dict[str, str]:
+    """Create Agents in ``domain``; username -> ref."""
+    text = "".join(agent_yaml(u, f"secret-{u}", domain) for u in users)
+    out = rctl.ok("create", "-f", "-", input=text)
+    refs = [line.split()[0].split("/")[1] for line in out.splitlines()]
+    assert len(refs) == len(users), out
+    return dict(zip(users, refs, strict=True))
+
+
+def register(server: RoutrProcess, user: str, secret: str, domain: str) -> int:
+    """REGISTER over UDP with digest, as a phone does; the final status."""
+    client = UdpClient(("127.0.0.1", server.ports["udp"]))
+    try:
+        reg = Registration(client, user, secret, domain)
+        contact = f"<sip:{user}@{client.local[0]}:{client.local[1]}>"
+        return reg.send([contact], expires=60).status
+    finally:
+        client.close()
+
+
+class Follower:
+    """A long-running rctl (``--watch``, ``logs -f``) as a real process; its stdout lines
+    are read as they come."""
+
+    def __init__(self, rctl: Rctl, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rctl.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **rctl.env},
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, *texts: str, timeout: float = 10.0) -> str:
+        """The first line holding every one of ``texts``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no line with {texts}; seen: {self.seen}")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise RuntimeError(f"rctl ended ({self.proc.wait()}): {err}; seen: {self.seen}")
+            self.seen.append(line)
+            if all(t in line for t in texts):
+                return line
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)

@@ -8,20 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e.registrar_kit import Registration
-from rctl_kit import Rctl, agent_yaml, unique_user
+from rctl_kit import Rctl, agent_yaml, create_agents, register, unique_user
 from support.api import Api
 from support.server import RoutrProcess
-from support.sip import UdpClient
-
-
-def _agents(rctl: Rctl, domain: str, *users: str) -> dict[str, str]:
-    """Create Agents in ``domain``; username -> ref."""
-    text = "".join(agent_yaml(u, f"secret-{u}", domain) for u in users)
-    out = rctl.ok("create", "-f", "-", input=text)
-    refs = [line.split()[0].split("/")[1] for line in out.splitlines()]
-    assert len(refs) == len(users), out
-    return dict(zip(users, refs, strict=True))
 
 
 def _filter(domain: str) -> str:
@@ -29,7 +18,7 @@ def _filter(domain: str) -> str:
 
 
 def test_get_table_is_kubectl_like(rctl: Rctl, domain_uri: str) -> None:
-    refs = _agents(rctl, domain_uri, "1001", "1002")
+    refs = create_agents(rctl, domain_uri, "1001", "1002")
     lines = rctl.ok("get", "agents", "--filter", _filter(domain_uri)).splitlines()
     assert lines[0].split() == ["REF", "NAME", "USERNAME", "DOMAINS", "AGE"]
     assert "|" not in "".join(lines) and "─" not in "".join(lines)  # no borders
@@ -42,14 +31,14 @@ def test_get_table_is_kubectl_like(rctl: Rctl, domain_uri: str) -> None:
 
 
 def test_get_wide_adds_columns(rctl: Rctl, domain_uri: str) -> None:
-    _agents(rctl, domain_uri, unique_user())
+    create_agents(rctl, domain_uri, unique_user())
     header = rctl.ok("get", "ag", "-o", "wide", "--filter", _filter(domain_uri)).splitlines()[0]
     assert "PRIVACY" in header and "MAX CONTACTS" in header
 
 
 def test_get_json_yaml_and_name_parse_back(rctl: Rctl, domain_uri: str) -> None:
     user = unique_user()
-    ref = _agents(rctl, domain_uri, user)[user]
+    ref = create_agents(rctl, domain_uri, user)[user]
     flt = _filter(domain_uri)
     as_json = json.loads(rctl.ok("get", "agent", "--filter", flt, "-o", "json"))
     as_yaml = yaml.safe_load(rctl.ok("get", "agent", "--filter", flt, "-o", "yaml"))
@@ -68,7 +57,7 @@ def test_get_pages_through_the_api(
     rctl: Rctl, domain_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     users = [unique_user() for _ in range(5)]
-    refs = _agents(rctl, domain_uri, *users)
+    refs = create_agents(rctl, domain_uri, *users)
     seen: list[int] = []
     import rctl.client as client_module
 
@@ -151,21 +140,11 @@ def test_apply_creates_then_updates_by_natural_key(rctl: Rctl, domain_uri: str) 
     assert item["metadata"]["name"] == "New Name"
 
 
-def _register(server: RoutrProcess, user: str, secret: str, domain: str) -> int:
-    client = UdpClient(("127.0.0.1", server.ports["udp"]))
-    try:
-        reg = Registration(client, user, secret, domain)
-        contact = f"<sip:{user}@{client.local[0]}:{client.local[1]}>"
-        return reg.send([contact], expires=60).status
-    finally:
-        client.close()
-
-
 def test_yaml_round_trip_through_apply_keeps_the_secret(
     rctl: Rctl, domain_uri: str, server: RoutrProcess
 ) -> None:
     user = unique_user()
-    ref = _agents(rctl, domain_uri, user)[user]
+    ref = create_agents(rctl, domain_uri, user)[user]
     dumped = rctl.process("get", "agent", "--filter", _filter(domain_uri), "-o", "yaml")
     assert dumped.code == 0 and "secret" not in dumped.out
     edited = dumped.out.replace(f"Agent {user}", "Renamed Agent")
@@ -174,12 +153,12 @@ def test_yaml_round_trip_through_apply_keeps_the_secret(
     assert applied.out.strip() == f"agent/{ref} configured"
     assert rctl.ok("get", "agent", ref, "-o", "json").count("Renamed Agent") == 1
     # the stored secret survived the update: the phone still registers with it
-    assert _register(server, user, f"secret-{user}", domain_uri) == 200
+    assert register(server, user, f"secret-{user}", domain_uri) == 200
 
 
 def test_delete_refused_while_used_says_by_what(rctl: Rctl, domain_uri: str, api: Api) -> None:
     user = unique_user()
-    agent_ref = _agents(rctl, domain_uri, user)[user]
+    agent_ref = create_agents(rctl, domain_uri, user)[user]
     (domain,) = api.data(
         "/domains", params={"filter": f"@.spec.context.domainUri == '{domain_uri}'"}
     )
@@ -197,8 +176,8 @@ def test_describe_agent_shows_domain_and_bindings(
     rctl: Rctl, domain_uri: str, server: RoutrProcess
 ) -> None:
     user = unique_user()
-    ref = _agents(rctl, domain_uri, user)[user]
-    assert _register(server, user, f"secret-{user}", domain_uri) == 200
+    ref = create_agents(rctl, domain_uri, user)[user]
+    assert register(server, user, f"secret-{user}", domain_uri) == 200
     text = rctl.process("describe", "agent", ref)
     assert text.code == 0, text
     assert f"Ref:         {ref}" in text.out
@@ -209,7 +188,7 @@ def test_describe_agent_shows_domain_and_bindings(
 
 def test_edit_offers_a_refused_edit_again(rctl: Rctl, domain_uri: str, tmp_path: Path) -> None:
     user = unique_user()
-    ref = _agents(rctl, domain_uri, user)[user]
+    ref = create_agents(rctl, domain_uri, user)[user]
     editor = tmp_path / "editor.py"
     seen = tmp_path / "second-round.yaml"
     editor.write_text(
@@ -232,6 +211,6 @@ def test_edit_offers_a_refused_edit_again(rctl: Rctl, domain_uri: str, tmp_path:
 
 def test_edit_unchanged_is_cancelled(rctl: Rctl, domain_uri: str) -> None:
     user = unique_user()
-    ref = _agents(rctl, domain_uri, user)[user]
+    ref = create_agents(rctl, domain_uri, user)[user]
     outcome = rctl.process("edit", "agent", ref, env={"EDITOR": "true"})
     assert outcome.code == 0 and "cancelled" in outcome.out
