@@ -136,7 +136,7 @@ class EventQueue(_Subscriber):
     lost because the queue was full. ``node``: the bus's node id, for ``event.to_dict(node)``.
     """
 
-    __slots__ = ("_items", "_waiters", "dropped", "maxsize", "node")
+    __slots__ = ("_items", "_overflowing", "_waiters", "dropped", "maxsize", "node")
 
     def __init__(self, bus: Bus, maxsize: int, kinds: Kinds, name: str) -> None:
         if maxsize < 1:
@@ -145,6 +145,7 @@ class EventQueue(_Subscriber):
         self.maxsize = maxsize
         self.node = bus.node
         self.dropped = 0
+        self._overflowing = False  # dropping since the queue was last read
         self._items: deque[Event] = deque()
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -157,7 +158,8 @@ class EventQueue(_Subscriber):
         if len(self._items) >= self.maxsize:
             self.dropped += 1
             self._bus._count_drop(self.name)
-            if self.dropped == 1:
+            if not self._overflowing:  # once per overflow, not per event
+                self._overflowing = True
                 _log.warning("event queue %s is full: dropping new events", self.name)
             return
         self._items.append(event)
@@ -178,6 +180,7 @@ class EventQueue(_Subscriber):
         """The oldest pending event; ``asyncio.QueueEmpty`` if none, :class:`QueueClosed`
         if none will come."""
         if self._items:
+            self._overflowing = False
             return self._items.popleft()
         if self.closed:
             raise QueueClosed(self.name)
@@ -195,6 +198,7 @@ class EventQueue(_Subscriber):
             finally:
                 with suppress(ValueError):  # already taken by _wake
                     self._waiters.remove(waiter)
+        self._overflowing = False
         return self._items.popleft()
 
     def close(self) -> None:

@@ -247,8 +247,19 @@ class Proxy(_Model):
 
 
 class Nats(_Model):
-    url: str = "nats://127.0.0.1:4222"
-    subject: str = "routr"
+    url: str | list[str] = "nats://127.0.0.1:4222"  # several: the client fails over
+    subject: str = Field(default="routr", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    # JetStream stream name: events are kept for replay (the stream is made if missing)
+    stream: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    creds_file: str | None = Field(default=None, alias="credsFile")
+    ca_file: str | None = Field(default=None, alias="caFile")
+    cert_file: str | None = Field(default=None, alias="certFile")
+    key_file: str | None = Field(default=None, alias="keyFile")
+    # events kept while NATS is away; more are dropped and counted
+    queue_size: int = Field(default=10_000, ge=10, le=1_000_000, alias="queueSize")
 
 
 class Events(_Model):
@@ -513,7 +524,7 @@ V1_KEYS: dict[str, str] = {
     "spec.restService.timeoutMillis": "",
 }
 # Keys of the product's config.yml (SPEC.md §2) that are not built yet.
-NOT_BUILT: frozenset[str] = frozenset({"spec.keepAlive", "spec.events.nats.stream"})
+NOT_BUILT: frozenset[str] = frozenset({"spec.keepAlive"})
 
 
 def _held_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:

@@ -31,6 +31,7 @@ from routr.events import (
     ResourceUpdated,
     log_events,
 )
+from routr.events.nats import NatsPublisher
 from routr.location import LocationStore, open_store
 from routr.models.config import Config
 from routr.models.resources import User
@@ -89,6 +90,9 @@ class Server:
         #: The last log records, for the API; attached while the server runs.
         self.logs = LogRing(config.spec.rest_service.log_records)
         self.api: ApiServer | None = None
+        nats = config.spec.events.nats
+        #: Off unless ``events.nats`` is configured; its queue takes events from the start.
+        self.publisher = NatsPublisher(self.bus, nats) if nats is not None else None
         self.transports: TransportManager | None = None
         self.provider: DataProvider | None = None
         self.live: LiveIndex | None = None
@@ -168,6 +172,10 @@ class Server:
         # Ports asked as 0 are known now: the identity must answer to the real ones.
         identity.ports |= {listener.port for listener in self.transports.listeners}
         await self._start_api(keys.token_key)
+        if self.publisher is not None:
+            # connects in the background: SIP never waits for NATS; events since the
+            # server was made wait in its queue
+            self.publisher.start()
         self.sip.start()
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(self._sweep())
@@ -382,6 +390,8 @@ class Server:
         if self.sip is not None:
             self.sip.gateways.close()
         await self._close_stores()
+        if self.publisher is not None:
+            await self.publisher.close()  # after the drain: its last events go out too
         _log.info("stopped")
 
     async def _drain(self, seconds: float) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.data import agent, domain, gateway, write_resources
+from support.nats import Collector, machine_nats, prefix
 
 from routr.events import Event
 from routr.events.bus import EventQueue
@@ -96,6 +97,7 @@ async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     for r in (good, bad):
         await loop.create_datagram_endpoint(lambda r=r: r, local_addr=("127.0.0.1", 0))  # type: ignore[misc]
     creds = {"username": "pbx-1", "secret": "s3cret"}
+    nats_url, subject = machine_nats(), prefix()
     data = write_resources(
         tmp_path / "data",
         domain("sip.local"),
@@ -110,6 +112,7 @@ async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
                 "bindAddr": "127.0.0.1",
                 "transport": [{"protocol": "udp", "port": 0}],
                 "restService": {"port": 0},
+                "events": {"nats": {"url": nats_url, "subject": subject}},
                 "recordRoute": True,
                 "registrar": {"minExpires": 1, "defaultExpires": 60},
                 "security": {
@@ -122,13 +125,17 @@ async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     )
     server = Server(config, data_dir=str(data), sweep_seconds=0.2)
     queue = server.bus.queue(name="test")
+    everything = server.bus.queue(name="all")
+    nats = await Collector().start(nats_url, subject)
     await server.start()
     assert server.transports is not None
     address = ("127.0.0.1", server.transports.listeners[0].port)
     try:
-        yield {"server": server, "queue": queue, "routr": address}
+        yield {"server": server, "queue": queue, "routr": address, "all": everything,
+               "nats": nats, "subject": subject}  # fmt: skip
     finally:
         await server.stop()
+        await nats.close()
         for r in (good, bad):
             assert r.transport is not None
             r.transport.close()
@@ -195,6 +202,32 @@ async def test_events_of_registrations_calls_gateways_bans_and_resources(
     ended = (await next_events(queue, "call.ended"))["call.ended"]
     assert (ended["callId"], ended["cause"], ended["answered"]) == ("call-e", "hangup", True)
 
+    # A failed call (busy) and a cancelled one end too, with their causes.
+    caller.send(request("INVITE", "sip:1002@sip.local", caller, "1001", to, "call-f", 1), routr)
+    busy = await callee.next("INVITE")
+    assert isinstance(busy, Request)
+    callee.send(busy.response(486, to_tag="b2").to_bytes(), routr)
+    await caller.next("486")
+    failed = (await next_events(queue, "call.ended"))["call.ended"]
+    assert (failed["callId"], failed["cause"], failed["answered"]) == ("call-f", "busy", False)
+    invite_text = request("INVITE", "sip:1002@sip.local", caller, "1001", to, "call-c", 1)
+    caller.send(invite_text, routr)
+    ringing = await callee.next("INVITE")
+    assert isinstance(ringing, Request)
+    callee.send(ringing.response(180, to_tag="b3").to_bytes(), routr)
+    await caller.next("180")
+    caller.send(
+        invite_text.replace("INVITE sip:", "CANCEL sip:", 1).replace(" INVITE\r", " CANCEL\r"),
+        routr,
+    )
+    cancel = await callee.next("CANCEL")
+    assert isinstance(cancel, Request)
+    callee.send(cancel.response(200).to_bytes(), routr)
+    callee.send(ringing.response(487, to_tag="b3").to_bytes(), routr)
+    await caller.next("487")
+    cancelled = (await next_events(queue, "call.ended"))["call.ended"]
+    assert (cancelled["callId"], cancelled["cause"]) == ("call-c", "cancelled")
+
     # A short registration expires; an un-REGISTER is its own event.
     await register(caller, routr, "1001", "1234", 1)
     expired = (await next_events(queue, "endpoint.expired"))["endpoint.expired"]
@@ -214,6 +247,17 @@ async def test_events_of_registrations_calls_gateways_bans_and_resources(
         caller.send(request("OPTIONS", "sip:sip.local", caller, "1001", to, f"o{i}", 1), routr)
     banned = (await next_events(queue, "security.banned"))["security.banned"]
     assert (banned["ip"], banned["reason"]) == (PHONE_IP, "flood")
+
+    # Every one of those events went out on NATS too, under <subject>.<event>, same body.
+    seen: list[Event] = []
+    while len(world["all"]):
+        seen.append(world["all"].get_nowait())
+    nats = world["nats"]
+    await nats.wait_for(lambda c: len(c.messages) >= len(seen))
+    assert sorted(nats.names()) == sorted(e.name for e in seen)
+    node = server.bus.node
+    assert nats.messages[0][1] == seen[0].to_dict(node)
+    assert all(subj == f"{world['subject']}.{body['event']}" for subj, body in nats.messages)
     for ua in (caller, callee):
         assert ua.transport is not None
         ua.transport.close()

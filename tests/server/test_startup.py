@@ -157,7 +157,7 @@ def test_key_notices_name_each_ignored_key_once():
             "security": {"zzz": 1},
             "ex_newThing": 1,
             "securityContext": {"trustStore": "t.jks"},
-            "events": {"nats": {"stream": "s"}},
+            "keepAlive": {"interval": 30},
             "dataSource": {"parameters": {"anything": "goes"}},  # free-form: not checked
         }
     }
@@ -168,7 +168,7 @@ def test_key_notices_name_each_ignored_key_once():
         "c.yml: unknown extension key spec.ex_newThing; ignored",
         "c.yml: spec.securityContext.trustStore is a Routr v1 key routr does not use; ignored: "
         "use securityContext.caFile (PEM)",
-        "c.yml: spec.events.nats.stream is not supported yet; ignored",
+        "c.yml: spec.keepAlive is not supported yet; ignored",
     ]
 
 
