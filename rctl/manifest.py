@@ -13,12 +13,13 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from rctl.errors import RctlError
 from rctl.kinds import Kind, kind_named
+
+if TYPE_CHECKING:  # imported where used: `rctl --help` need not pay for PyYAML
+    import yaml
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Entry:
 
     def line_of(self, path: str) -> int:
         """The line of the deepest node of ``spec.domains[0]``-like ``path`` that exists."""
+        import yaml
+
         node = self.node
         for part in re.findall(r"[^.\[\]]+", path):
             child: yaml.Node | None = None
@@ -50,12 +53,16 @@ class Entry:
 
     def plain(self) -> dict[str, Any]:
         """The entry as plain data (for natural keys; numbers may be numbers here)."""
+        import yaml
+
         data = yaml.SafeLoader("").construct_document(self.node)
         return data if isinstance(data, dict) else {}
 
 
 def scalar(node: yaml.Node, *path: str) -> str:
     """The text of the scalar at ``path`` as written, or ``""``."""
+    import yaml
+
     for key in path:
         if not isinstance(node, yaml.MappingNode):
             return ""
@@ -83,6 +90,8 @@ def read_text(source: str) -> tuple[str, str]:
 def parse(text: str, source: str) -> list[Entry]:
     """Every entry of a manifest, in order. Raises ``RctlError`` naming the line of a YAML
     error, of an entry that is not a mapping, or of a missing or unknown ``kind``."""
+    import yaml
+
     try:
         documents = [d for d in yaml.compose_all(text, Loader=yaml.SafeLoader) if d is not None]
     except yaml.YAMLError as exc:
@@ -115,10 +124,14 @@ def load(source: str) -> list[Entry]:
 
 def to_text(entries: list[Entry]) -> str:
     """A YAML list of ``entries``, from their own nodes."""
+    import yaml
+
     node = yaml.SequenceNode("tag:yaml.org,2002:seq", [e.node for e in entries])
     return yaml.serialize(node, Dumper=yaml.SafeDumper, allow_unicode=True)
 
 
 def single_text(entry: Entry) -> str:
     """One entry as a YAML mapping (a PUT takes one resource, not a list)."""
+    import yaml
+
     return yaml.serialize(entry.node, Dumper=yaml.SafeDumper, allow_unicode=True)

@@ -75,6 +75,11 @@ def login(
         if exc.status == 401:
             raise RctlError(f"login to {server} failed: {exc.reason}") from None
         raise
+    except RctlError as exc:
+        if "certificate" not in exc.message:
+            raise
+        # the fingerprint lets a person check, against the server's log, what --insecure trusts
+        raise RctlError(f"{exc.message}; its SHA-256 fingerprint: {_fingerprint(server)}") from None
     if not isinstance(token, str) or not token:
         raise RctlError(f"{server} did not answer a token: is it routr?")
     cfg = config.load()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -96,3 +97,24 @@ def test_version_without_a_server_prints_the_client_only(rctl_out: Rctl) -> None
     outcome = rctl_out("version")
     assert outcome.code == 0
     assert outcome.out.startswith("Client: rctl") and len(outcome.out.splitlines()) == 1
+
+
+def test_login_to_a_self_signed_server_shows_its_fingerprint(tmp_path: Path) -> None:
+    proc = start_server(tmp_path, {"restService": {"bindAddr": "0.0.0.0", "port": 0}})
+    try:
+        url = "https://127.0.0.1:" + proc.api.rsplit(":", 1)[1]
+        made = re.search(r"fingerprint ([0-9A-F:]+)", proc.wait_for("self-signed certificate"))
+        assert made is not None
+        rctl = Rctl(tmp_path / "rctl.yaml", url)
+        refused = rctl.process("login", url, "-u", "admin", "-p", ADMIN_SECRET)
+        assert refused.code == 1 and refused.err.count("\n") == 1
+        assert "not trusted" in refused.err and "--insecure" in refused.err
+        assert made.group(1) in refused.err
+        trusted = rctl.process("--insecure", "login", url, "-u", "admin", "-p", ADMIN_SECRET)
+        assert trusted.code == 0, trusted
+        assert made.group(1) in trusted.err
+        # the choice is kept with the context
+        listed = rctl.process("get", "users", "-o", "name")
+        assert listed.code == 0 and listed.out.startswith("user/"), listed
+    finally:
+        proc.stop()
