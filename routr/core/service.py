@@ -154,7 +154,7 @@ class SipService:
             enabled=security.authenticate_requests,
             failures=failures,
         )
-        self.calls = Calls(clock, emit)
+        self.calls = Calls(clock, emit, recent=config.spec.events.call_history)
         self.router = Router(
             index,
             location,

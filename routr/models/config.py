@@ -264,6 +264,8 @@ class Nats(_Model):
 
 class Events(_Model):
     nats: Nats | None = None
+    # ended calls kept for GET /calls and rctl calls (in memory, per process)
+    call_history: int = Field(default=200, ge=0, le=100_000, alias="callHistory")
 
 
 def _default_transports() -> list[Transport]:

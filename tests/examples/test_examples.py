@@ -46,3 +46,11 @@ def test_sample_resources_load() -> None:
         path = data / f"{PLURALS[kind]}.yml"
         if path.exists():
             assert load_manifest(path.read_text(), str(path), kind)
+
+
+def test_the_events_page_names_every_event() -> None:
+    from routr.events.types import EVENT_TYPES
+
+    page = (EXAMPLES.parent / "docs" / "events.md").read_text()
+    missing = [name for name in EVENT_TYPES if f"routr.{name}" not in page]
+    assert not missing, f"docs/events.md does not describe {missing}"
