@@ -5,7 +5,14 @@ from __future__ import annotations
 from importlib import resources as package_files
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from fastapi.staticfiles import StaticFiles
 
 from routr import __version__
 from routr.models.api import BASE_PATH
@@ -13,7 +20,7 @@ from routr.models.api import BASE_PATH
 from . import errors, live, resources, system
 from .auth import LoginLimiter, Tokens, authenticated, login
 from .context import ApiContext
-from .errors import DOCUMENTED, envelope
+from .errors import DOCUMENTED, TEXT, envelope
 from .metrics import render
 
 
@@ -44,7 +51,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         username = await login(request, ctx, limiter)
         return JSONResponse(envelope(200, tokens.issue(username)))
 
-    @open_api.get("/credentials", tags=["auth"], summary="The token alone, as text")
+    @open_api.get("/credentials", tags=["auth"], summary="The token alone, as text",
+                  response_class=PlainTextResponse, responses=TEXT)  # fmt: skip
     async def credentials(request: Request) -> PlainTextResponse:
         username = await login(request, ctx, limiter)
         return PlainTextResponse(tokens.issue(username))
@@ -62,6 +70,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
     protected.include_router(live.router)
     protected.include_router(system.router)
     app.include_router(protected)
+
+    # The web console: static files of the package, talking to this API from this origin.
+    console = package_files.files("routr").joinpath("console")
+    app.mount("/console", StaticFiles(directory=str(console), html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console/")
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
