@@ -86,10 +86,18 @@ def config_describe(ctx: typer.Context, output: Format | None = OUTPUT) -> None:
 def reload(ctx: typer.Context) -> None:
     """Re-read resources and configuration without a restart."""
     outcome = client(ctx).data("POST", "/system/reload")
-    if isinstance(outcome, dict) and outcome:
-        emit("reloaded: " + ", ".join(f"{k} {v}" for k, v in outcome.items()))
-    else:
-        emit("reloaded")
+    lines = ["reloaded"]
+    if isinstance(outcome, dict):
+        lines += [f"  {key}: {_words(value)}" for key, value in outcome.items()]
+    emit("\n".join(lines))
+
+
+def _words(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_words(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return ", ".join(_words(v) for v in value) or "none"
+    return str(value)
 
 
 @app.command()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
+import pty
 import queue
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from dataclasses import dataclass
@@ -151,3 +155,60 @@ class Follower:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+
+class Terminal:
+    """rctl as a real process whose stdout is a terminal (a pty, 200 columns wide)."""
+
+    def __init__(self, rctl: Rctl, *args: str, env: dict[str, str] | None = None) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rctl.cli", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **rctl.env, "COLUMNS": "200", **(env or {})},
+        )
+        os.close(slave)
+        self.master = master
+        self.text = ""
+        self.ended = False
+        self.changed = threading.Condition()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: the other side closed
+                chunk = b""
+            with self.changed:
+                if not chunk:
+                    self.ended = True
+                    self.changed.notify_all()
+                    return
+                self.text += chunk.decode("utf-8", "replace")
+                self.changed.notify_all()
+
+    def wait_for(self, *texts: str, timeout: float = 10.0) -> str:
+        """All output so far, once it holds every one of ``texts``."""
+        with self.changed:
+            done = self.changed.wait_for(
+                lambda: self.ended or all(t in self.text for t in texts), timeout
+            )
+            if not done or not all(t in self.text for t in texts):
+                raise TimeoutError(f"no {texts} in {self.text!r}")
+            return self.text
+
+    def finish(self, timeout: float = 30.0) -> str:
+        self.proc.wait(timeout)
+        with self.changed:
+            self.changed.wait_for(lambda: self.ended, timeout)
+            return self.text
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        os.close(self.master)

@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from rctl_kit import Rctl
+from rctl_kit import Rctl, Terminal
 
-import rctl.client
-import rctl.kinds
+from rctl import client as rctl_client
+from rctl import kinds as rctl_kinds
+from rctl.commands import auth as auth_commands
 from routr.models import KINDS, PLURALS, kind_of
 from routr.models.api import API_VERSION
 
@@ -96,9 +97,25 @@ def test_help_and_get_import_neither_pydantic_nor_the_server() -> None:
 
 
 def test_kind_names_agree_with_routr_models() -> None:
-    assert tuple(k.name for k in rctl.kinds.KINDS) == KINDS
-    for kind in rctl.kinds.KINDS:
+    assert tuple(k.name for k in rctl_kinds.KINDS) == KINDS
+    for kind in rctl_kinds.KINDS:
         assert PLURALS[kind.name] == kind.plural
         for alias in (kind.lower, kind.plural):
-            assert kind_of(alias) == kind.name == rctl.kinds.kind_named(alias).name
-    assert rctl.client.API_VERSION == API_VERSION
+            assert kind_of(alias) == kind.name == rctl_kinds.kind_named(alias).name
+    assert rctl_client.API_VERSION == API_VERSION
+
+
+def test_colour_on_a_terminal_unless_no_color(rctl: Rctl) -> None:
+    coloured = Terminal(rctl, "get", "users", env={"NO_COLOR": ""}).finish()
+    assert "\x1b[1mREF" in coloured
+    plain = Terminal(rctl, "get", "users", env={"NO_COLOR": "1"}).finish()
+    assert "REF" in plain and "\x1b[" not in plain
+
+
+def test_version_warns_when_the_api_versions_differ(
+    rctl: Rctl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth_commands, "API_VERSION", "v9")
+    outcome = rctl("version")
+    assert outcome.code == 0
+    assert outcome.err.startswith("warning: the server speaks API v1beta1, this rctl v9")

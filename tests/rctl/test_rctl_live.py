@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import yaml
-from rctl_kit import Follower, Rctl, create_agents, register, unique_user
+from rctl_kit import Follower, Rctl, Terminal, create_agents, register, unique_user
 from support.server import RoutrProcess
 
 
@@ -96,3 +96,19 @@ def test_config_describe_and_reload(rctl: Rctl) -> None:
     assert json.loads(rctl.ok("config", "describe", "-o", "json")) == config
     reloaded = rctl.process("reload")
     assert reloaded.code == 0 and reloaded.out.startswith("reloaded")
+
+
+def test_locate_watch_on_a_terminal_is_a_live_table(
+    rctl: Rctl, server: RoutrProcess, domain_uri: str
+) -> None:
+    user = unique_user()
+    create_agents(rctl, domain_uri, user)
+    terminal = Terminal(rctl, "locate", "--watch")
+    try:
+        terminal.wait_for("AOR", "CONTACT", "EXPIRES")
+        assert register(server, user, f"secret-{user}", domain_uri) == 200
+        shown = terminal.wait_for(f"sip:{user}@{domain_uri}")
+        assert "EVENT" not in shown and "ADDED" not in shown  # a table, not event lines
+        assert "\x1b[" in shown  # drawn in place with cursor moves
+    finally:
+        terminal.stop()
