@@ -52,10 +52,14 @@ class Entry:
         return node.start_mark.line + 1
 
     def plain(self) -> dict[str, Any]:
-        """The entry as plain data (for natural keys; numbers may be numbers here)."""
+        """The entry as plain data (for natural keys; numbers may be numbers here). What
+        YAML cannot build (a ``!!python`` tag) is left for the server to refuse."""
         import yaml
 
-        data = yaml.SafeLoader("").construct_document(self.node)
+        try:
+            data = yaml.SafeLoader("").construct_document(self.node)
+        except yaml.YAMLError:
+            return {}
         return data if isinstance(data, dict) else {}
 
 
