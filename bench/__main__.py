@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 
-from bench import calls, parser, register
+from bench import api, calls, parser, register
 from bench.server import BenchServer
 from bench.sipp import ramp
 
@@ -25,7 +25,7 @@ def machine() -> str:
 
 
 def main(argv: list[str]) -> None:
-    which = set(argv) or {"parser", "options", "register", "calls"}
+    which = set(argv) or {"parser", "options", "register", "calls", "api"}
     print(f"machine: {machine()}")
     if "parser" in which:
         for name, value in parser.main():
@@ -45,6 +45,9 @@ def main(argv: list[str]) -> None:
     if "calls" in which:
         for row in calls.main():
             print(row)
+    if "api" in which:
+        # GET /location with 10,000 bindings, POST of 1,000 agents, REGISTER +/- a watcher.
+        api.main()
 
 
 if __name__ == "__main__":
