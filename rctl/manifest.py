@@ -2,9 +2,12 @@
 
 rctl does not validate resources itself: the server does, with the same models and the same
 messages. It reads the YAML only as a tree of nodes, to learn each entry's kind, ref and
-natural key, and sends each entry on as YAML text re-emitted from its own nodes, so what was
-written reaches the server unchanged (``secret: 0123`` stays the string ``0123``, as the
-server's own loader reads it, not the octal number PyYAML would make of it).
+natural key, and sends each entry on as YAML text re-emitted from its own nodes.
+
+Scalars are sent as written: ``secret: 0123`` is the string ``0123``, as the server's
+manifest loader reads it, not the octal 83 of YAML 1.1. The nodes of number-looking scalars
+are retagged as strings once, at parse time, so the re-emitted text quotes them; this also
+keeps them whole where the server reads a body with plain ``yaml.safe_load`` (a PUT, today).
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ class Entry:
         return node.start_mark.line + 1
 
     def plain(self) -> dict[str, Any]:
-        """The entry as plain data (for natural keys; numbers may be numbers here). What
-        YAML cannot build (a ``!!python`` tag) is left for the server to refuse."""
+        """The entry as plain data, for natural keys. What YAML cannot build (a ``!!python``
+        tag) is left for the server to refuse."""
         import yaml
 
         try:
@@ -105,6 +108,7 @@ def parse(text: str, source: str) -> list[Entry]:
         raise RctlError(f"{source}{where}: not valid YAML: {problem}") from None
     entries: list[Entry] = []
     for document in documents:
+        _as_written(document)
         nodes = document.value if isinstance(document, yaml.SequenceNode) else [document]
         for node in nodes:
             line = node.start_mark.line + 1
@@ -120,6 +124,31 @@ def parse(text: str, source: str) -> list[Entry]:
     if not entries:
         raise RctlError(f"{source}: no resources in it")
     return entries
+
+
+_STR = "tag:yaml.org,2002:str"
+_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_BOOLS = frozenset(("true", "True", "TRUE", "false", "False", "FALSE"))
+
+
+def _as_written(node: yaml.Node) -> None:
+    """Retag the plain scalars the server keeps as text (numbers; booleans other than
+    true/false such as ``yes``) as strings, in place."""
+    import yaml
+
+    if isinstance(node, yaml.ScalarNode):
+        if node.style is None and (
+            node.tag in _NUMBERS
+            or (node.tag == "tag:yaml.org,2002:bool" and node.value not in _BOOLS)
+        ):
+            node.tag = _STR
+    elif isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            _as_written(child)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            _as_written(key)
+            _as_written(value)
 
 
 def load(source: str) -> list[Entry]:

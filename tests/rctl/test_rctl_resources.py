@@ -166,6 +166,7 @@ def test_delete_refused_while_used_says_by_what(rctl: Rctl, domain_uri: str, api
     refused = rctl.process("delete", "domain", dm_ref)
     assert refused.code == 1
     assert refused.err.count("\n") == 1 and agent_ref in refused.err and "dependent" in refused.err
+    assert f"{agent_ref} {user}" in rctl.ok("describe", "domain", dm_ref).split("Agents:")[1]
     assert rctl.ok("delete", "agent", agent_ref).strip() == f"agent/{agent_ref} deleted"
     assert rctl("get", "agent", agent_ref).code == 1
     missing = rctl("delete", "agent", agent_ref)
@@ -214,3 +215,18 @@ def test_edit_unchanged_is_cancelled(rctl: Rctl, domain_uri: str) -> None:
     ref = create_agents(rctl, domain_uri, user)[user]
     outcome = rctl.process("edit", "agent", ref, env={"EDITOR": "true"})
     assert outcome.code == 0 and "cancelled" in outcome.out
+
+
+def test_number_looking_scalars_stay_as_written_through_apply(rctl: Rctl, tmp_path: Path) -> None:
+    username = "0" + unique_user()[1:]  # e.g. 00042: YAML 1.1 would read an octal number
+    manifest = (
+        "kind: User\n"
+        f"metadata: {{name: Octal {username}}}\n"
+        f"spec: {{credentials: {{username: {username}, secret: 0123}}}}\n"
+    )
+    assert rctl.ok("apply", "-f", "-", input=manifest).strip().endswith(" created")
+    updated = rctl.ok("apply", "-f", "-", input=manifest.replace("Octal", "Still octal"))
+    assert updated.strip().endswith(" configured")  # found again by its username, as written
+    other = Rctl(tmp_path / "other.yaml", rctl.server)
+    login = other("login", rctl.server, "-u", username, "-p", "0123")
+    assert login.code == 0, login
