@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from routr import __version__
 from routr.models.api import BASE_PATH
 
-from . import errors, live, resources, system
+from . import errors, live, resources, route, system
 from .auth import LoginLimiter, Tokens, authenticated, login
 from .context import ApiContext
 from .errors import DOCUMENTED, TEXT, envelope
@@ -68,6 +68,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     protected = APIRouter(prefix=BASE_PATH, dependencies=[Depends(require_token)])
     protected.include_router(resources.router())
     protected.include_router(live.router)
+    protected.include_router(route.router)
     protected.include_router(system.router)
     app.include_router(protected)
 

@@ -71,8 +71,20 @@ class TooManyRequests(ApiError):
 
 
 #: OpenAPI: every answer is an envelope.
-DOCUMENTED: dict[int | str, dict[str, Any]] = {200: {"model": Envelope}}
-CREATED: dict[int | str, dict[str, Any]] = {201: {"model": Envelope}}
+#: Errors are envelopes too (never FastAPI's {"detail": ...}): documenting 4XX also stops
+#: FastAPI from documenting a 422 HTTPValidationError the server never sends.
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": Envelope, "description": "Refused; the envelope's reason says why"},
+    "5XX": {"model": Envelope, "description": "Server error; the server log has the details"},
+}
+DOCUMENTED: dict[int | str, dict[str, Any]] = {200: {"model": Envelope}, **_ERRORS}
+#: The same for an answer that is text when it succeeds.
+TEXT: dict[int | str, dict[str, Any]] = {
+    status: {"description": doc["description"],
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
+    for status, doc in _ERRORS.items()
+}  # fmt: skip
+CREATED: dict[int | str, dict[str, Any]] = {201: {"model": Envelope}, **_ERRORS}
 
 
 def envelope(
@@ -131,12 +143,21 @@ async def _request_invalid(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     found = _request_problems(exc)
     reason = "; ".join(f"{p['path']}: {p['problem']}" for p in found) or "invalid request"
-    return _answer(400, reason, found)
+    # a body that is JSON but not what the path takes is invalid (422); a bad query is 400
+    in_body = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
+    return _answer(422 if in_body else 400, reason, found)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     return _answer(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+async def _too_deep(request: Request, exc: Exception) -> JSONResponse:
+    # json.loads, PyYAML and the filter parser recurse once per nesting level: a body
+    # like [[[[...]]]] or a filter of nested parentheses is the client's fault, not a 500
+    log.warning("API %s %s: input nested too deeply", request.method, request.url.path)
+    return _answer(400, "the request is nested too deeply (body or filter)")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -150,4 +171,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(Exception, _unexpected)

@@ -156,6 +156,11 @@ class Router:
             challenge = self.auth.check(request, source, self.clock())
             if challenge is not None:
                 return Decision(response=challenge)
+        return await self.route(request, source)
+
+    async def route(self, request: Request, source: Any) -> Decision:
+        """The routing table alone, as for an authenticated request (a dry run asks
+        ``auth`` separately: what would be challenged is not the route)."""
         idx = self.index()
         caller = await self.classify(request, source, idx)
         callee = request.to.uri if self.use_to_as_aor else request.uri
@@ -267,16 +272,18 @@ class Router:
         self, request: Request, caller: Caller, user: str, host: str | None, idx: Index
     ) -> Decision:
         assert caller.domain is not None
-        number = idx.egress_number(caller.domain, user)
-        if number is None:
+        matched = idx.egress_match(caller.domain, user)
+        if matched is None:
             if host is not None and idx.is_local_domain(host):
                 return _log_reject(DOMAIN_EGRESS, 404, "Not Found: No Egress Rule Matched")
             return _log_reject(DOMAIN_EGRESS, 403, "Forbidden: No Egress Rule Matched")
+        rule, number = matched
         add, remove = _privacy(request, caller)
         private = bool(add)
         return self._to_gateway(
-            DOMAIN_EGRESS, request, caller.ref, user, number, idx, add, remove, private
-        )
+            DOMAIN_EGRESS, request, caller.ref, user, number, idx, add, remove, private,
+            rule.pattern.pattern,
+        )  # fmt: skip
 
     def _peer_egress(self, request: Request, peer: Peer, user: str, idx: Index) -> Decision:
         dod = (request.get("x-dod-number") or "").strip()
@@ -296,6 +303,7 @@ class Router:
         self, strategy: str, request: Request, caller_ref: str | None, user: str,
         number: Number, idx: Index,
         add: list[tuple[str, str]], remove: tuple[str, ...], private: bool,
+        rule: str | None = None,
     ) -> Decision:  # fmt: skip
         route = self._compiled(idx).egress(number, idx)
         if route is None:
@@ -309,7 +317,7 @@ class Router:
         )
         return Decision(
             [target], strategy=strategy, caller_ref=caller_ref, callee_ref=number.ref,
-            gateway_ref=route.gateway_ref,
+            gateway_ref=route.gateway_ref, rule=rule,
         )  # fmt: skip
 
     def _compiled(self, idx: Index) -> Compiled:

@@ -69,7 +69,7 @@ class Decision:
     """What the router decided: targets to fork to, or a response to answer with; and,
     for the call record, why: the strategy, who calls (``caller_ref``), whom
     (``callee_ref``: an Agent, Peer or Number), the Gateway or Peer it leaves by, and the
-    Peer binding ``(aor, contact)`` it was balanced to."""
+    Peer binding ``(aor, contact)`` it was balanced to, and the egress ``rule`` matched."""
 
     __slots__ = (
         "binding",
@@ -80,6 +80,7 @@ class Decision:
         "peer_ref",
         "reason",
         "response",
+        "rule",
         "status",
         "strategy",
         "targets",
@@ -99,6 +100,7 @@ class Decision:
         gateway_ref: str | None = None,
         peer_ref: str | None = None,
         binding: tuple[str, str] | None = None,
+        rule: str | None = None,
     ) -> None:
         self.targets = targets or []
         self.status = status
@@ -111,6 +113,7 @@ class Decision:
         self.gateway_ref = gateway_ref
         self.peer_ref = peer_ref
         self.binding = binding
+        self.rule = rule  # the egress policy's rule that matched, when one did
 
     @classmethod
     def reject(

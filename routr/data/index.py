@@ -164,7 +164,13 @@ class Index:
     def egress_number(self, domain: str, callee_user: str) -> Number | None:
         """The Number of the first egress policy of ``domain`` whose rule matches the whole
         callee user part (``re.fullmatch``), or None."""
+        found = self.egress_match(domain, callee_user)
+        return found[1] if found is not None else None
+
+    def egress_match(self, domain: str, callee_user: str) -> tuple[EgressRule, Number] | None:
+        """The first egress policy of ``domain`` matching ``callee_user``, and its Number."""
         for rule in self.egress_rules(domain):
             if rule.pattern.fullmatch(callee_user):
-                return self._number_refs.get(rule.number_ref)
+                number = self._number_refs.get(rule.number_ref)
+                return (rule, number) if number is not None else None
         return None
