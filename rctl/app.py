@@ -56,6 +56,9 @@ class Group(TyperGroup):
         except BrokenPipeError:  # `rctl get agents | head`: the reader has what it wanted
             sys.stderr.close()
             sys.exit(0)
+        except Exception as exc:  # a bug of rctl's: still one line, naming what broke
+            fail(f"internal error ({type(exc).__name__}: {exc}); please report it")
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
 

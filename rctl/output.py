@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from typing import Any, TextIO
 
+from rctl.errors import RctlError
 from rctl.views import Item, View
 
 GAP = "   "
@@ -137,6 +138,9 @@ def _live(view: View, events: Iterator[dict[str, Any]], wide: bool) -> None:
         try:
             for event in events:
                 obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    problem.append(f"watch: {obj.get('reason', obj)}")
+                    return
                 with lock:
                     if event.get("type") == "DELETED":
                         rows.pop(view.key(obj), None)
@@ -154,6 +158,4 @@ def _live(view: View, events: Iterator[dict[str, Any]], wide: bool) -> None:
             reader.join(1.0)
             live.update(table(), refresh=True)
     if problem:
-        from rctl.errors import RctlError
-
         raise RctlError(problem[0])

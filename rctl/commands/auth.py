@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from urllib.parse import urlsplit
 
@@ -85,7 +86,12 @@ def login(
     cfg = config.load()
     context_name = name or opts.context or urlsplit(server).netloc
     cfg.contexts[context_name] = config.Context(
-        context_name, server, user, token, insecure=tls is False, ca=opts.ca
+        context_name,
+        server,
+        user,
+        token,
+        insecure=tls is False,
+        ca=os.path.abspath(opts.ca) if opts.ca else None,  # the next command runs elsewhere
     )
     cfg.current = context_name
     path = config.save(cfg)
