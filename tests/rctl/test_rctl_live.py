@@ -82,7 +82,7 @@ def test_registry_calls_and_bans_tables(rctl: Rctl) -> None:
         assert outcome.code == 0, outcome
         if not outcome.out:
             assert outcome.err == f"No {word} found.\n"
-    bans = rctl("bans", "-o", "json")
+    bans = rctl.process("bans", "-o", "json")
     assert bans.code == 0 and isinstance(json.loads(bans.out), list)
     unban = rctl.process("unban", "192.0.2.77")
     assert unban.code == 1 and unban.err == "error: 192.0.2.77 is not banned\n"

@@ -52,7 +52,9 @@ def test_without_login_commands_name_the_login_command(rctl_out: Rctl) -> None:
 
 def test_contexts_switch_and_logout(rctl: Rctl, tmp_path: Path) -> None:
     rctl.ok("login", rctl.server, "-u", "admin", "-p", ADMIN_SECRET, "--name", "second")
-    listing = rctl.ok("contexts")
+    shown = rctl.process("contexts")
+    assert shown.code == 0, shown
+    listing = shown.out
     current = [line for line in listing.splitlines() if line.startswith("*")]
     assert len(current) == 1 and "second" in current[0]
     assert len(listing.splitlines()) == 3  # header and two contexts
