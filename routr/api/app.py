@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from routr import __version__
 from routr.models.api import BASE_PATH
 
-from . import errors, live, resources, route, system
+from . import errors, live, resources, route, system, trace
 from .auth import LoginLimiter, Tokens, authenticated, login
 from .context import ApiContext
 from .errors import DOCUMENTED, TEXT, envelope
@@ -69,6 +69,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     protected.include_router(resources.router())
     protected.include_router(live.router)
     protected.include_router(route.router)
+    protected.include_router(trace.router)
     protected.include_router(system.router)
     app.include_router(protected)
 

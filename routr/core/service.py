@@ -37,6 +37,7 @@ from routr.core.registrar import Registrar
 from routr.core.router import Router
 from routr.core.routing import Hop, TimerHandle
 from routr.core.stats import SipStats
+from routr.core.trace import Traces
 from routr.data.index import Index
 from routr.data.secrets import Secrets
 from routr.events import Event
@@ -118,6 +119,9 @@ class SipService:
         self.counters = Counters()
         #: By method, status class, parse error and handling time (``GET /metrics``).
         self.stats = SipStats()
+        trace = spec.trace
+        #: The SIP messages of recent calls (``GET /calls/{id}/trace``).
+        self.traces = Traces(trace.mode, trace.calls, trace.messages, trace.sample)
         failures = AuthFailures(
             security.auth_failure_ban.failures, security.auth_failure_ban.seconds
         )
@@ -222,6 +226,9 @@ class SipService:
             if len(data) > self.max_message_size:
                 raise MessageTooLarge("Message Too Large", message=_salvage(data))
             message = parse_message(data, datagram=source.protocol == "udp")
+            if self.traces.on:
+                self.traces.incoming(message, data, source.protocol, (source.ip, source.port),
+                                     source.local, self.clock())  # fmt: skip
             if isinstance(message, Response):
                 self.counters.responses += 1
                 self.stats.responses_received[message.status // 100] += 1
@@ -315,9 +322,17 @@ class SipService:
         """Send a response back along the request's flow (RFC 3261 §18.2.2)."""
         dest = reply_address(request, source.ip, source.port) if source.conn is None else None
         self.stats.responses_sent[response.status // 100] += 1
-        self.io.send_back(response.to_bytes(), source, dest)
+        data = response.to_bytes()
+        if self.traces.on:
+            self.traces.outgoing(response, lambda: data, source.protocol, source.local,
+                                 dest or (source.ip, source.port), self.clock())  # fmt: skip
+        self.io.send_back(data, source, dest)
 
     def send(self, message: Message, hop: Hop, on_error: Callable[[], None]) -> None:
+        if self.traces.on:
+            _, host, port = self.io.via_for(hop)
+            self.traces.outgoing(message, message.to_bytes, hop.transport, (host, port),
+                                 (hop.host, hop.port), self.clock())  # fmt: skip
         self.io.send(message, hop, on_error)
 
     def via_for(self, hop: Hop) -> tuple[str, str, int]:

@@ -246,6 +246,21 @@ class Proxy(_Model):
     timer_c: float = Field(default=180, gt=0, alias="timerC")
 
 
+class Trace(_Model):
+    """Call traces (``GET /calls/{id}/trace``): every call, a sample, or none."""
+
+    mode: Literal["off", "sampled", "on"] = "on"
+    calls: int = Field(default=200, ge=1, le=100_000)  # traces kept, the oldest go first
+    messages: int = Field(default=100, ge=1, le=10_000)  # messages kept per call
+    sample: float = Field(default=0.1, gt=0, le=1)  # share of calls traced when sampled
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_words(cls, value: object) -> object:
+        # YAML 1.1 reads a bare on/off as a boolean
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
 class Nats(_Model):
     url: str | list[str] = "nats://127.0.0.1:4222"  # several: the client fails over
     subject: str = Field(default="routr", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -296,6 +311,7 @@ class Spec(_Model):
     registrar: Registrar = Field(default_factory=Registrar)
     security: Security = Field(default_factory=Security)
     proxy: Proxy = Field(default_factory=Proxy)
+    trace: Trace = Field(default_factory=Trace)
     events: Events = Field(default_factory=Events)
 
     @field_validator("bind_addr")
