@@ -10,6 +10,7 @@ from fastapi import Request
 from pydantic import ValidationError
 
 from routr.models import ManifestError, Resource, load_manifest, parse_resource
+from routr.models.manifest import load_yaml
 
 from .errors import ApiError, BadRequest, Unprocessable, UnsupportedMedia, validation_problems
 
@@ -108,7 +109,7 @@ async def mapping(request: Request) -> dict[str, Any]:
     text, is_yaml = await _text(request)
     if is_yaml:
         _check_yaml(text)
-        data = yaml.safe_load(text)
+        data = load_yaml(text)  # as POST reads it: `secret: 0123` stays "0123"
     else:
         data = _json(text)
     if not isinstance(data, dict):

@@ -140,9 +140,13 @@ async def calls(
 
 
 @router.get("/bans", summary="Addresses banned (floods, password guessing)", responses=DOCUMENTED)
-async def bans(request: Request) -> JSONResponse:
-    items = ctx_of(request).sip.bans()
-    return JSONResponse(envelope(200, items, meta=page_meta(1, max(len(items), 1), len(items))))
+async def bans(
+    request: Request,
+    filter: str | None = _FILTER,
+    page: int = _PAGE,
+    itemsPerPage: int = _PER_PAGE,
+) -> JSONResponse:
+    return _page(ctx_of(request).sip.bans(), filter, page, itemsPerPage)
 
 
 @router.delete("/bans/{ip}", summary="Lift a ban", responses=DOCUMENTED)

@@ -35,6 +35,11 @@ _Loader.add_implicit_resolver(
 )
 
 
+def load_yaml(text: str) -> Any:
+    """One YAML document read the way manifests are: number-looking scalars as written."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def _validation_error(loc: tuple[int | str, ...], kind: str, message: str) -> ValidationError:
     detail = InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=None)
     return ValidationError.from_exception_data("Resource", [detail])
@@ -262,6 +267,7 @@ __all__ = [
     "dump_manifest",
     "keep_secrets",
     "load_manifest",
+    "load_yaml",
     "parse_resource",
     "public_dict",
     "read_entries",
