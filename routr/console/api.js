@@ -70,7 +70,9 @@ function expiryOf(token) {
   }
 }
 
-export function unauthorized(reason) {
+/** The token ``used`` was refused. A stale answer (sent before a new sign-in) is ignored. */
+export function unauthorized(reason, used = session.token()) {
+  if (used !== session.token()) return;
   session.clear();
   for (const fn of listeners.unauthorized) fn(reason);
 }
@@ -112,6 +114,7 @@ export function authHeaders() {
 /** One request; resolves to the envelope, or throws ApiError with the server's words. */
 export async function send(method, path, { params, json, yaml, headers = {}, anonymous = false } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers } };
+  const used = session.token();
   if (!anonymous) Object.assign(init.headers, authHeaders());
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -137,7 +140,7 @@ export async function send(method, path, { params, json, yaml, headers = {}, ano
   if (!response.ok) {
     const message = body?.message || response.statusText || "Error";
     const reason = body?.reason || `${response.status} ${message}`;
-    if (response.status === 401 && !anonymous) unauthorized(reason);
+    if (response.status === 401 && !anonymous) unauthorized(reason, used);
     throw new ApiError(response.status, message, reason, body?.data);
   }
   return body;

@@ -19,12 +19,14 @@ function niceMax(value) {
 }
 
 /**
- * ``series``: [{label, cls, points: [[timeMs, value], ...]}], drawn between ``from`` and
- * ``to`` (ms). Returns the <svg>; ``label`` is read by screen readers.
+ * ``series``: [{label, cls, points: [[timeMs, value], ...]}] drawn as lines, ``bars``:
+ * [{cls, buckets: [[startMs, value], ...], width: ms}] drawn behind them, between ``from``
+ * and ``to`` (ms). Returns the <svg>; ``label`` is what screen readers hear.
  */
-export function lineChart(series, from, to, label) {
+export function lineChart(series, from, to, label, bars = []) {
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label, class: "chart" });
-  const max = niceMax(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p[1]))));
+  const values = [...series.flatMap((s) => s.points), ...bars.flatMap((b) => b.buckets)].map((p) => p[1]);
+  const max = niceMax(Math.max(0, ...values));
   const x = (t) => PAD.left + ((t - from) / (to - from)) * (W - PAD.left - PAD.right);
   const y = (v) => H - PAD.bottom - (v / max) * (H - PAD.top - PAD.bottom);
   for (let i = 0; i <= 4; i++) {
@@ -36,6 +38,14 @@ export function lineChart(series, from, to, label) {
   for (let m = 0; m <= minutes; m += 2) {
     const t = to - m * 60000;
     root.append(svg("text", { x: x(t), y: H - 6, "text-anchor": "middle", class: "axis" }, m === 0 ? "now" : `-${m} min`));
+  }
+  for (const b of bars) {
+    for (const [start, v] of b.buckets) {
+      if (!v) continue;
+      const left = x(Math.max(from, start)) + 1;
+      const right = x(Math.min(to, start + b.width)) - 1;
+      root.append(svg("rect", { x: left, y: y(v), width: Math.max(1, right - left), height: y(0) - y(v), class: `bar ${b.cls}` }));
+    }
   }
   for (const s of series) {
     if (!s.points.length) continue;

@@ -1,5 +1,6 @@
-// Samples of /system/info for the dashboard, taken while signed in so that its chart
-// has the last minutes even when the dashboard was just opened.
+// Samples of /system/info (and /registry, /calls) for the dashboard, taken while signed
+// in, so that its chart has the minutes since sign-in even when the dashboard was just
+// opened. The calls the server remembers give the calls of the minutes before that.
 
 import { data } from "./api.js";
 
@@ -13,12 +14,14 @@ let running = false;
 
 async function take() {
   try {
-    const [info, registry] = await Promise.all([data("/system/info"), data("/registry", { itemsPerPage: 1000 })]);
+    const [info, registry, calls] = await Promise.all([
+      data("/system/info"), data("/registry", { itemsPerPage: 1000 }), data("/calls", { itemsPerPage: 1000 }),
+    ]);
     const now = Date.now();
     const last = samples.at(-1);
     const seconds = last ? (now - last.time) / 1000 : 0;
     const rate = (field) => (last && seconds > 0 ? Math.max(0, (info.sip[field] - last.info.sip[field]) / seconds) : null);
-    samples.push({ time: now, info, registry, requestsPerSecond: rate("requests") });
+    samples.push({ time: now, info, registry, calls, requestsPerSecond: rate("requests") });
     while (samples.length && samples[0].time < now - WINDOW_MS) samples.shift();
     events.dispatchEvent(new Event("sample"));
   } catch {

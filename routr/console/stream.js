@@ -2,7 +2,7 @@
 // Each stream reconnects by itself with back-off; since a watch starts again with the
 // current items as ADDED, a reconnect begins with onReset() and nothing is missed.
 
-import { authHeaders, reachable, unauthorized, url } from "./api.js";
+import { authHeaders, reachable, session, unauthorized, url } from "./api.js";
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 15000;
@@ -58,6 +58,7 @@ export function watch(path, { params = {}, onReset = () => {}, onEvent, onState 
       clearTimeout(silence);
       silence = setTimeout(() => s.controller.abort(), SILENCE_MS);
     };
+    const used = session.token();
     try {
       const response = await fetch(url(path, { ...params, [query]: "true" }), {
         headers: { Accept: "application/x-ndjson", ...authHeaders() },
@@ -65,7 +66,7 @@ export function watch(path, { params = {}, onReset = () => {}, onEvent, onState 
       });
       if (response.status === 401) {
         const body = await response.json().catch(() => null);
-        unauthorized(body?.reason || "the token was refused");
+        unauthorized(body?.reason || "the token was refused", used);
         return "unauthorized";
       }
       if (!response.ok || !response.body) return `the server answered ${response.status}`;

@@ -4,6 +4,19 @@ import { duration, fill, h } from "../dom.js";
 import { lineChart } from "../chart.js";
 import { events, refresh, samples, WINDOW_MS } from "../sampler.js";
 
+const MINUTE = 60000;
+
+/** ``[[minuteStartMs, calls started in it], ...]`` over the window, from the server's calls. */
+function callsPerMinute(calls, now) {
+  const first = now - WINDOW_MS;
+  const buckets = Array.from({ length: WINDOW_MS / MINUTE }, (_, i) => [first + i * MINUTE, 0]);
+  for (const call of calls) {
+    const i = Math.floor((call.started * 1000 - first) / MINUTE);
+    if (i >= 0 && i < buckets.length) buckets[i][1] += 1;
+  }
+  return buckets;
+}
+
 function tile(label, value, note = "") {
   return h("div", { class: "tile" }, h("span", { class: "tile-label" }, label),
     h("strong", { class: "tile-value" }, value), note ? h("span", { class: "muted" }, note) : "");
@@ -37,10 +50,16 @@ export function render(main) {
       { label: "Registrations", cls: "s1", points: samples.map((s) => [s.time, s.info.counts.bindings ?? 0]) },
       { label: "Calls in progress", cls: "s2", points: samples.map((s) => [s.time, s.info.counts.callsInProgress]) },
     ];
+    const perMinute = callsPerMinute(last.calls, now);
     const words = series.map((s) => `${s.label} now ${s.points.at(-1)[1]}`).join(", ");
+    const started = perMinute.reduce((n, [, v]) => n + v, 0);
     fill(chart,
-      lineChart(series, now - WINDOW_MS, now, `Last 10 minutes: ${words}`),
-      h("figcaption", {}, series.map((s) => h("span", { class: `legend ${s.cls}` }, s.label)), h("span", { class: "muted" }, " · last 10 minutes, every 5 s")));
+      lineChart(series, now - WINDOW_MS, now, `Last 10 minutes: ${words}; ${started} calls started`,
+        [{ cls: "s3", buckets: perMinute, width: MINUTE }]),
+      h("figcaption", {},
+        series.map((s) => h("span", { class: `legend ${s.cls}` }, s.label)),
+        h("span", { class: "legend s3" }, "Calls started per minute"),
+        h("span", { class: "muted" }, "· last 10 minutes")));
   };
 
   events.addEventListener("sample", paint);

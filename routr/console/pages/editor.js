@@ -60,7 +60,9 @@ function input(field, value, editing) {
   }
   const error = h("p", { id: `${id}-error`, class: "field-error", "data-error-for": field.path });
   return h("div", { class: field.type === "checkbox" ? "field check" : "field" },
-    h("label", { for: id }, field.label, field.required && !(field.secret && editing) ? h("span", { "aria-hidden": "true" }, " *") : ""),
+    // the mark stays outside the label, so the field's name is its label alone
+    h("span", { class: "label-row" }, h("label", { for: id }, field.label),
+      field.required && !(field.secret && editing) ? h("span", { "aria-hidden": "true", title: "required" }, " *") : ""),
     control,
     h("small", { id: `${id}-hint` }, field.hint || ""),
     error);
