@@ -48,7 +48,7 @@ function route() {
   return ROUTES[name] ? name : "dashboard";
 }
 
-function show() {
+function show(event) {
   cleanup();
   if (!session.token()) return showLogin();
   const name = route();
@@ -63,6 +63,12 @@ function show() {
     h("button", { type: "button", onclick: signOut }, "Sign out"));
   sampler.start();
   cleanup = render(main) || (() => {});
+  // a new page: screen readers and the keyboard start at its heading, as after a load
+  const heading = main.querySelector("h1");
+  if (event && heading) {
+    heading.tabIndex = -1;
+    heading.focus();
+  }
 }
 
 function showLogin(notice) {
@@ -72,7 +78,7 @@ function showLogin(notice) {
   document.title = "Sign in · routr console";
   userBox.replaceChildren();
   setBanner(null);
-  cleanup = login.render(main, { notice, then: show });
+  cleanup = login.render(main, { notice, then: () => show() });
 }
 
 function signOut() {

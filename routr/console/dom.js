@@ -83,3 +83,41 @@ export function announce(text) {
   const region = document.getElementById("announcer");
   if (region) region.textContent = text;
 }
+
+/** A countdown to ``ms`` (epoch ms), kept moving by ``tickClocks``. */
+export function until(ms) {
+  return h("span", { "data-until": Math.round(ms) }, duration((ms - Date.now()) / 1000));
+}
+
+/** Time elapsed since ``ms`` (epoch ms), kept moving by ``tickClocks``. */
+export function since(ms) {
+  return h("span", { "data-since": Math.round(ms) }, duration((Date.now() - ms) / 1000));
+}
+
+// Only the clocks' text changes each second: rebuilding rows would take the keyboard
+// focus away from a button the user is on.
+export function tickClocks(root) {
+  const now = Date.now();
+  for (const el of root.querySelectorAll("[data-until]")) {
+    el.textContent = duration((Number(el.dataset.until) - now) / 1000);
+  }
+  for (const el of root.querySelectorAll("[data-since]")) {
+    el.textContent = duration((now - Number(el.dataset.since)) / 1000);
+  }
+}
+
+/**
+ * ``fill`` that keeps the keyboard focus: a button focused before is focused again when
+ * its replacement (same accessible label) is there.
+ */
+export function refill(el, ...children) {
+  const active = document.activeElement;
+  const label = el.contains(active) ? active.getAttribute("aria-label") : null;
+  fill(el, ...children);
+  if (label) {
+    for (const candidate of el.querySelectorAll("[aria-label]")) {
+      if (candidate.getAttribute("aria-label") === label) return candidate.focus();
+    }
+  }
+  return el;
+}

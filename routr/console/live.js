@@ -1,11 +1,11 @@
 // A collection kept current by a watch stream: ADDED and MODIFIED put an item, DELETED
 // takes it away. Rendering is batched per animation frame, so a burst of events is
-// one repaint; a one-second tick keeps countdowns moving between events.
+// one repaint; between events a one-second tick moves only the clocks' text.
 
-import { h } from "./dom.js";
+import { h, tickClocks } from "./dom.js";
 import { watch } from "./stream.js";
 
-export function follow(path, { key, render, onDeleted, onReset, params, tick = false }) {
+export function follow(path, { key, render, onDeleted, onReset, params, clocks = null }) {
   const items = new Map();
   let scheduled = false;
   const repaint = () => {
@@ -38,7 +38,7 @@ export function follow(path, { key, render, onDeleted, onReset, params, tick = f
       repaint();
     },
   });
-  const timer = tick ? setInterval(repaint, 1000) : 0;
+  const timer = clocks ? setInterval(() => tickClocks(clocks), 1000) : 0;
   repaint();
   return {
     items,
@@ -56,9 +56,8 @@ export function badge(state) {
   return h("span", { class: `badge ${state}` }, text);
 }
 
-/** Seconds left of a countdown the server gave, counted down since it arrived. */
-export function left(item, field) {
+/** When a countdown the server gave in seconds (``item[field]``) ends, in epoch ms. */
+export function ends(item, field) {
   const value = item[field];
-  if (value === null || value === undefined) return null;
-  return Math.max(0, value - (Date.now() - item.receivedAt) / 1000);
+  return value === null || value === undefined ? null : item.receivedAt + value * 1000;
 }

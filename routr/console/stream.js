@@ -2,7 +2,7 @@
 // Each stream reconnects by itself with back-off; since a watch starts again with the
 // current items as ADDED, a reconnect begins with onReset() and nothing is missed.
 
-import { authHeaders, reachable, session, unauthorized, url } from "./api.js";
+import { authHeaders, onReachable, reachable, session, unauthorized, url } from "./api.js";
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 15000;
@@ -12,6 +12,29 @@ const SILENCE_MS = 40000;
 
 const streams = new Set();
 export const status = new EventTarget();
+
+// Waiting streams retry at once when the server is seen answering again (any request,
+// such as the dashboard's poll) or the browser comes back online: no need to sit out
+// the rest of a long back-off.
+let wake = new EventTarget();
+let wasReachable = true;
+const wakeAll = () => {
+  const waiting = wake;
+  wake = new EventTarget();
+  waiting.dispatchEvent(new Event("wake"));
+};
+onReachable((ok) => {
+  if (ok && !wasReachable) wakeAll();
+  wasReachable = ok;
+});
+window.addEventListener("online", wakeAll);
+
+function pause(ms) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    wake.addEventListener("wake", () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
 
 /** ``{state: "live"|"lost", retryIn}`` of the worst stream, for the connection banner. */
 function publish() {
@@ -46,7 +69,7 @@ export function watch(path, { params = {}, onReset = () => {}, onEvent, onState 
       if (failure === "unauthorized") return;
       s.retryAt = Date.now() + delay;
       setState("lost", failure);
-      await new Promise((r) => setTimeout(r, delay));
+      await pause(delay);
       delay = Math.min(delay * 2, MAX_RETRY_MS);
     }
   }

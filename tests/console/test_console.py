@@ -13,7 +13,7 @@ from typing import Any
 
 from conftest import SPEC, Tab, open_tab, sign_in_with
 from playwright.sync_api import Locator, Page, expect
-from support.api import Api, start_server, token
+from support.api import ADMIN_SECRET, Api, start_server, token
 from support.binaries import free_port
 from support.data import agent, domain
 from support.server import RoutrProcess
@@ -58,11 +58,19 @@ def test_sign_in_keeps_only_the_token(tab: Tab) -> None:
     page.get_by_label("Secret", exact=True).fill("not-the-secret")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text("Wrong username or secret.")
-    tab.sign_in()
+    # by keyboard alone: the secret is selected after a refusal, Enter submits
+    expect(page.get_by_label("Secret")).to_be_focused()
+    page.keyboard.type(ADMIN_SECRET)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     # back where the user was going, and nothing but the token kept
     expect(page.get_by_role("heading", level=1, name="Agents")).to_be_visible()
     stored = page.evaluate("JSON.stringify({...sessionStorage, ...localStorage})")
     assert "admin-secret" not in stored and stored.count(".") >= 2, stored
+    # the side navigation is reachable and usable from the keyboard
+    page.get_by_role("link", name="Location").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1, name=re.compile("^Location"))).to_be_focused()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in to routr")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0

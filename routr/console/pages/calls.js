@@ -1,14 +1,14 @@
 // Calls in progress (live) and the recent ones the server remembers (events.callHistory).
 
 import { data } from "../api.js";
-import { clock, duration, fill, h, table } from "../dom.js";
+import { clock, duration, fill, h, since, table } from "../dom.js";
 import { badge, follow } from "../live.js";
 
 const RECENT = 50;
 
 export function render(main) {
   const head = h("span", {});
-  const now = h("div", { class: "table-wrap", "aria-live": "polite" });
+  const now = h("div", { class: "table-wrap" });
   const past = h("div", { class: "table-wrap" });
   let recent = [];
 
@@ -35,7 +35,7 @@ export function render(main) {
 
   const live = follow("/calls", {
     key: (c) => c.callId,
-    tick: true,
+    clocks: now,
     onReset: loadRecent,
     onDeleted(call) {
       recent = [call, ...recent.filter((c) => c.callId !== call.callId)];
@@ -43,12 +43,12 @@ export function render(main) {
     },
     render(items, state) {
       fill(head, badge(state));
-      const rows = [...items.values()].map((c) => h("tr", { "data-call": c.callId },
+      const rows = [...items.values()].sort((a, b) => a.started - b.started).map((c) => h("tr", { "data-call": c.callId },
         h("td", {}, c.from), h("td", {}, c.to), h("td", {}, c.strategy || ""),
         h("td", {}, h("span", { class: `state ${c.state === "answered" ? "ok" : "warn"}` }, c.state)),
         h("td", {}, clock(c.started)),
-        h("td", {}, duration((c.duration || 0) + (Date.now() - c.receivedAt) / 1000))));
-      fill(now, table("Calls in progress", ["From", "To", "Strategy", "State", "Started", "Duration"], rows, "No calls in progress."));
+        h("td", {}, c.answered ? since(c.receivedAt - (c.duration || 0) * 1000) : "")));
+      fill(now, table("Calls in progress", ["From", "To", "Strategy", "State", "Started", "Talking for"], rows, "No calls in progress."));
     },
   });
   paintRecent();

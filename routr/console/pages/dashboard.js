@@ -23,7 +23,7 @@ function tile(label, value, note = "") {
 }
 
 export function render(main) {
-  const tiles = h("div", { class: "tiles", "aria-live": "polite" });
+  const tiles = h("div", { class: "tiles" });
   const chart = h("figure", { class: "chart-box" });
   const resources = h("div", { class: "tiles small" });
 

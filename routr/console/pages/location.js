@@ -2,12 +2,12 @@
 
 import { send } from "../api.js";
 import { confirm } from "../dialog.js";
-import { announce, duration, fill, h, table } from "../dom.js";
-import { badge, follow, left } from "../live.js";
+import { announce, fill, h, refill, table, until } from "../dom.js";
+import { badge, ends, follow } from "../live.js";
 
 export function render(main) {
   const head = h("span", {});
-  const holder = h("div", { class: "table-wrap", "aria-live": "polite" });
+  const holder = h("div", { class: "table-wrap" });
   const evict = (aor) => confirm({
     title: "Evict bindings?",
     text: `Every binding of ${aor} is removed; the device registers again at its next refresh.`,
@@ -17,7 +17,7 @@ export function render(main) {
   });
   const live = follow("/location", {
     key: (b) => `${b.aor} ${b.contact}`,
-    tick: true,
+    clocks: holder,
     render(items, state) {
       fill(head, badge(state));
       const rows = [...items.values()]
@@ -28,11 +28,11 @@ export function render(main) {
           h("td", {}, b.transport),
           h("td", {}, b.source),
           h("td", {}, b.userAgent || ""),
-          h("td", {}, duration(left(b, "expires"))),
+          h("td", {}, until(ends(b, "expires"))),
           h("td", {}, b.kind ? `${b.kind} ${b.ref || ""}` : ""),
           h("td", { class: "row-actions" },
             h("button", { type: "button", class: "danger", "aria-label": `Evict ${b.aor}`, onclick: () => evict(b.aor) }, "Evict"))));
-      fill(holder, table("Bindings", ["AOR", "Contact", "Transport", "Source", "User agent", "Expires in", "Owner", h("span", { class: "visually-hidden" }, "Actions")], rows, "No registrations."));
+      refill(holder, table("Bindings", ["AOR", "Contact", "Transport", "Source", "User agent", "Expires in", "Owner", h("span", { class: "visually-hidden" }, "Actions")], rows, "No registrations."));
     },
   });
   fill(main, h("div", { class: "page-head" }, h("h1", {}, "Location ", head)),

@@ -2,7 +2,7 @@
 
 import { ApiError, get, send } from "../api.js";
 import { confirm, explain } from "../dialog.js";
-import { announce, debounce, fill, h, table } from "../dom.js";
+import { announce, debounce, fill, h, refill, table } from "../dom.js";
 import { openEditor } from "./editor.js";
 import { KINDS } from "./kinds.js";
 
@@ -73,7 +73,7 @@ export function render(main, plural) {
             h("button", { type: "button", class: "danger", "aria-label": `Delete ${label}`, onclick: () => remove(item) }, "Delete")));
       });
       const headers = [...def.columns.map((c) => c.label), h("span", { class: "visually-hidden" }, "Actions")];
-      fill(holder, table(def.title, headers, rows, term ? "Nothing matches the search." : `No ${plural} yet.`));
+      refill(holder, table(def.title, headers, rows, term ? "Nothing matches the search." : `No ${plural} yet.`));
       const first = total ? (page - 1) * PER_PAGE + 1 : 0;
       status.textContent = `${first}–${Math.min(page * PER_PAGE, total)} of ${total} · page ${page} of ${pages}`;
       prev.disabled = page <= 1;
