@@ -11,7 +11,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from conftest import SPEC, Tab, open_tab, sign_in_with
+from console_kit import SPEC, Tab, open_tab, sign_in_with
 from playwright.sync_api import Locator, Page, expect
 from support.api import ADMIN_SECRET, Api, start_server, token
 from support.binaries import free_port
