@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal
 
+from routr.sip.errors import ParseError
 from routr.sip.message import Message, Request
 
 Mode = Literal["off", "sampled", "on"]
@@ -109,8 +110,13 @@ class Traces:
         return list(reversed(self._traces))
 
     def _open(self, message: Message, now: float) -> CallTrace | None:
-        if not isinstance(message, Request) or message.method != "INVITE" or message.to.tag:
+        if not isinstance(message, Request) or message.method != "INVITE":
             return None
+        try:
+            if message.to.tag:
+                return None  # a re-INVITE: its call's trace is gone already
+        except ParseError:
+            return None  # refused later, with the status the parser gives it
         if self.mode == "sampled" and self.chance() >= self.sample:
             return None
         call_id = message.call_id
