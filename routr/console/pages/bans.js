@@ -21,7 +21,7 @@ export function render(main) {
   async function load() {
     clearTimeout(timer);
     try {
-      const { data } = await get("/bans");
+      const { data } = await get("/bans", { itemsPerPage: 1000 });
       error.replaceChildren();
       const rows = data.map((b) => h("tr", {},
         h("td", {}, b.ip), h("td", {}, duration(b.secondsLeft)),
