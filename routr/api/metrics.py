@@ -89,6 +89,12 @@ def _sip(ctx: ApiContext) -> Iterator[Metric]:
         "SIP messages dropped unanswered (banned sources, scanners, no way back).",
         value=counters.dropped,
     )
+    yield CounterMetricFamily(
+        "routr_log_lines_suppressed",
+        "Lines about refused or dropped messages not written: counted into the next line "
+        "for the same source and reason.",
+        value=sip.drops.suppressed,
+    )
     buckets, _, seconds = stats.histogram()
     yield HistogramMetricFamily(
         "routr_sip_handling_seconds",

@@ -27,6 +27,7 @@ from routr.core.acl import Acl
 from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator, SourceLike
 from routr.core.calls import Calls
 from routr.core.dispatcher import Dispatcher
+from routr.core.droplog import DropLog
 from routr.core.gateway_auth import credentials_at
 from routr.core.gateways import GatewayRegistry
 from routr.core.guard import Guard
@@ -117,6 +118,8 @@ class SipService:
         #: The global ACL: every packet. Raises AclError on a bad entry.
         self.acl = Acl.from_lists(acl.allow, acl.deny) if acl is not None else None
         self.counters = Counters()
+        #: refused and dropped messages, logged once per source and reason a while
+        self.drops = DropLog(_log, clock)
         #: By method, status class, parse error and handling time (``GET /metrics``).
         self.stats = SipStats()
         trace = spec.trace
@@ -297,8 +300,8 @@ class SipService:
             self._dropped(source, f"{exc.reason} (no route back)")
             return
         self.counters.rejected += 1
-        _log.info("answered %d %s to %s %s:%s", exc.status, exc.reason, source.protocol,
-                  source.ip, source.port)  # fmt: skip
+        self.drops.note(source.ip, str(exc.status), f"answered {exc.status} {exc.reason} to "
+                        f"{source.protocol} {source.ip}:{source.port}")  # fmt: skip
         if dest is None:
             self.reply(request, response, source)
         else:
@@ -307,8 +310,8 @@ class SipService:
 
     def _dropped(self, source: SourceLike, why: str) -> None:
         self.counters.dropped += 1
-        _log.info("dropped a message from %s %s:%s: %s", source.protocol, source.ip,
-                  source.port, why)  # fmt: skip
+        self.drops.note(source.ip, why, f"dropped a message from {source.protocol} "
+                        f"{source.ip}:{source.port}: {why}")  # fmt: skip
 
     # -- ProxyIO and RegistryIO: the core's view of the world -----------------------------
 

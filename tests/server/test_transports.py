@@ -241,3 +241,19 @@ def test_client_without_trust_fails_tls(all_transports):
     ctx = ssl.create_default_context()
     with pytest.raises(ssl.SSLError):
         StreamClient(("127.0.0.1", all_transports.ports["tls"]), ctx)
+
+
+def test_junk_from_one_source_is_logged_once_not_per_datagram(routr):
+    import json
+
+    port = routr.ports["udp"]
+    with UdpClient(("127.0.0.1", port)) as c:
+        for _ in range(300):
+            c.send(b"\x00junk that is no SIP\r\n\r\n")
+        assert c.request(options(f"127.0.0.1:{port}", "UDP", c.local)).status == 200
+    routr.wait_for("dropped a message")
+    records = [json.loads(line) for line in list(routr.raw) if line.startswith("{")]
+    info = [r for r in records if "dropped a message" in r["msg"] and r["level"] != "debug"]
+    debug = [r for r in records if "dropped a message" in r["msg"] and r["level"] == "debug"]
+    assert len(info) == 1  # the rest are counted into the next line for that source
+    assert len(debug) == 300  # each one is still there at debug level
