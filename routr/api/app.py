@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources as package_files
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import (
@@ -22,6 +23,20 @@ from .auth import LoginLimiter, Tokens, authenticated, login
 from .context import ApiContext
 from .errors import DOCUMENTED, TEXT, envelope
 from .metrics import render
+
+#: The console loads nothing from elsewhere; the browser holds it to that.
+CONSOLE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+
+class ConsoleFiles(StaticFiles):
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Content-Security-Policy"] = CONSOLE_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -75,7 +90,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     # The web console: static files of the package, talking to this API from this origin.
     console = package_files.files("routr").joinpath("console")
-    app.mount("/console", StaticFiles(directory=str(console), html=True), name="console")
+    app.mount("/console", ConsoleFiles(directory=str(console), html=True), name="console")
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -20,7 +20,8 @@ from .context import ApiContext
 from .errors import DOCUMENTED, envelope
 from .resources import ctx_of
 
-_SECRET_KEY = re.compile(r"secret|password|passphrase|token|credentials|keyStorePassword", re.I)
+# whole key names: tokenLifetime or secretReaders are no secrets
+_SECRET_KEY = re.compile(r"^(?:secret|password|passphrase|token|keyStorePassword)$", re.I)
 _SECRET_PARAM = re.compile(r"((?:^|,)\s*(?:secret|password|pass|token)\s*=)[^,]*", re.I)
 MASK = "********"
 LEVELS = {

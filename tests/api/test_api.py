@@ -489,3 +489,11 @@ def test_a_yaml_put_keeps_number_looking_values_as_written(server: RoutrProcess,
     assert token(server.api, "0777", "0123")  # not 83, as YAML 1.1 would read it
     assert api.get("/bans", params={"page": 2, "itemsPerPage": 5}).json()["meta"] == {
         "page": 2, "itemsPerPage": 5, "total": 0}  # fmt: skip
+
+
+def test_the_console_is_served_with_a_same_origin_policy(server: RoutrProcess) -> None:
+    r = httpx.get(f"{server.api}/", follow_redirects=True)
+    assert r.status_code == 200 and r.url.path == "/console/"
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    config = Api(server.api, token(server.api)).data("/system/config")
+    assert config["spec"]["restService"]["tokenLifetime"] == 3600  # not a secret: shown
