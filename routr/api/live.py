@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from routr.data.filters import compile_filter
 from routr.events import Event
 from routr.location import LocationEvent
+from routr.location.binding import Binding
 
 from . import streams
 from .errors import DOCUMENTED, NotFound, envelope
@@ -18,6 +20,7 @@ from .resources import MAX_PAGE, ctx_of, page_meta
 
 _CALL_CHANGES = {"call.started": "ADDED", "call.answered": "MODIFIED", "call.ended": "DELETED"}
 _LOCATION_CHANGES = {"EXPIRED": "DELETED"}
+_CHUNK = 1000
 
 router = APIRouter(tags=["live"])
 
@@ -48,11 +51,19 @@ async def location(
     watch: bool = False,
 ) -> Response:
     ctx = ctx_of(request)
-    items = await ctx.sip.bindings()
+    clock = ctx.sip.clock
+    bindings = await ctx.store.list()
+    if not watch and not filter:
+        # only the page is turned into dicts: 10,000 of them cost the loop ~130 ms
+        start = (page - 1) * itemsPerPage
+        now = clock()
+        shown = [b.to_dict(now) for b in bindings[start : start + itemsPerPage]]
+        meta = page_meta(page, itemsPerPage, len(bindings))
+        return JSONResponse(envelope(200, shown, meta=meta))
+    items = await _dicts(bindings, clock())
     if not watch:
         return _page(items, filter, page, itemsPerPage)
     matches = compile_filter(filter)
-    clock = ctx.sip.clock
 
     def change(event: LocationEvent) -> tuple[str, Any] | None:
         item = event.binding.to_dict(clock())
@@ -61,6 +72,15 @@ async def location(
         return _LOCATION_CHANGES.get(event.type, event.type), item
 
     return streams.watch(ctx.store.on_event, change, [i for i in items if matches(i)], ctx.stopping)
+
+
+async def _dicts(bindings: list[Binding], now: float) -> list[dict[str, Any]]:
+    """Every binding as a dict, letting SIP in between every thousand."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(bindings), _CHUNK):
+        out += [b.to_dict(now) for b in bindings[start : start + _CHUNK]]
+        await asyncio.sleep(0)
+    return out
 
 
 @router.delete("/location", summary="Evict every binding", responses=DOCUMENTED)

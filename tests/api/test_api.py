@@ -323,6 +323,9 @@ def test_location_shows_watches_and_evicts(server: RoutrProcess, api: Api, local
         assert added["object"]["transport"] == "udp"
         listed = api.data("/location", params={"filter": f"@.aor == '{aor}'"})
         assert len(listed) == 1 and 0 < listed[0]["expires"] <= 60
+        paged = api.get("/location", params={"itemsPerPage": 1}).json()  # no filter: page only
+        assert len(paged["data"]) == 1 and paged["meta"]["total"] >= 1
+        assert paged["data"][0]["expires"] > 0
         assert api.delete(f"/location/{aor}").status_code == 200
         assert next_event()["type"] == "DELETED"
     assert api.delete(f"/location/{aor}").status_code == 404
