@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routr.data.errors import (
     DataError,
@@ -160,9 +161,32 @@ async def _too_deep(request: Request, exc: Exception) -> JSONResponse:
     return _answer(400, "the request is nested too deeply (body or filter)")
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.error("API %s %s failed", request.method, request.url.path, exc_info=exc)
-    return _answer(500, "internal error; the server log has the details")
+class CatchAll:
+    """The last word on an unexpected error: one log record with the traceback and a 500
+    envelope. (A Starlette handler for ``Exception`` answers, then raises again, and the
+    server logs the same traceback a second time.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            log.error("API %s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            if not started:  # else the answer is half sent: the connection just ends
+                answer = _answer(500, "internal error; the server log has the details")
+                await answer(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
@@ -172,4 +196,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RecursionError, _too_deep)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(CatchAll)
