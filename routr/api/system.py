@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -104,12 +104,12 @@ async def config(request: Request) -> JSONResponse:
 @router.get("/logs", summary="Recent log records; ?follow=true streams them", responses=DOCUMENTED)
 async def logs(
     request: Request,
-    level: str = Query("debug", pattern="^(?i:debug|info|warning|warn|error|critical)$"),
+    level: Literal["debug", "info", "warning", "warn", "error", "critical"] = "debug",
     limit: int = Query(200, ge=1, le=100_000),
     follow: bool = False,
 ) -> Response:
     ctx = ctx_of(request)
-    threshold = LEVELS[level.lower()]
+    threshold = LEVELS[level]
     recent = ctx.logs.recent(threshold, limit)
     if not follow:
         return JSONResponse(envelope(200, recent))

@@ -55,6 +55,7 @@ class Envelope(BaseModel):
     message: str = Field(description="Routr v1's words for the status")
     data: Any = None
     meta: Meta | None = None
+    reason: str | None = Field(None, description="errors only: what went wrong, in words")
 
 
 def message_for(status: int) -> str:
