@@ -20,11 +20,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     spec = {**NOAUTH, "restService": {"port": 0}}
     env = {"INITIAL_API_SECRET": ADMIN_SECRET}
     routr = RoutrProcess(tmp, ("udp",), spec, env=env, data=world.data).start()
-    uas = {name: UA("udp") for name in ("phone1001", "phone1002", "phone2001", "caller")}
+    uas = {name: UA("udp") for name in ("phone1001", "phone1002", "phone2001", "caller", "pbx")}
     uas["stranger"] = UA("udp", "127.0.0.9")
     bind(routr, uas["phone1001"], "1001")
     bind(routr, uas["phone1002"], "1002")
     bind(routr, uas["phone2001"], "2001", "sip.other")
+    bind(routr, uas["pbx"], "rrpeer", "peers.net")  # a Peer, known by the address it uses
     api = Api(routr.api, token(routr.api))
     yield {"routr": routr, "world": world, "uas": uas, "api": api}
     api.close()
@@ -137,3 +138,24 @@ def test_authentication_that_would_be_asked_is_said(tmp_path: Path) -> None:
         assert world.gw is not None
         world.gw.close()
         routr.stop()
+
+
+def test_a_peer_going_out_is_explained_as_the_call_then_goes(setup: dict[str, Any]) -> None:
+    world: World = setup["world"]
+    pbx: UA = setup["uas"]["pbx"]
+    to, frm = "sip:+17065551234@127.0.0.1", f"sip:rrpeer@{DOMAIN}"
+    text = (f"INVITE {to} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{pbx.port};branch=z9hG4bKp1\n"
+            f"From: <{frm}>;tag=1\nTo: <{to}>\nCall-ID: peer-q\nCSeq: 1 INVITE\n"
+            "X-DOD-Number: +17066041487\nContent-Length: 0\n\n")  # fmt: skip
+    r = setup["api"].post("/route", json={"request": text, "source": f"127.0.0.1:{pbx.port}"})
+    answer = r.json()["data"]
+    assert answer["caller"]["kind"] == "Peer" and "registered from" in answer["caller"]["why"]
+    decision = answer["decision"]
+    assert (decision["strategy"], decision["gatewayRef"]) == ("PEER_EGRESS", "gw-a")
+    call = Call(pbx, udp(setup["routr"]), to, frm, extra=[("X-DOD-Number", "+17066041487")])
+    call.invite()
+    assert world.gw is not None
+    rx = world.gw.wait(lambda m: is_request("INVITE")(m) and m.call_id == call.call_id)
+    assert [t["uri"] for t in decision["targets"]] == [rx.request.uri_text]
+    world.gw.reply(rx, 486)
+    assert call.final().status == 486
