@@ -34,6 +34,8 @@ class ApiContext:
     data_description: str
     listeners: Callable[[], list[dict[str, Any]]]
     reload: Callable[[], Awaitable[dict[str, Any]]]
+    #: lift a ban here and where bans are kept for every node; False if there was none
+    lift_ban: Callable[[str], Awaitable[bool]]
     #: set when the server stops: open watch and follow streams end
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

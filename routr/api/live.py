@@ -171,6 +171,6 @@ async def bans(
 
 @router.delete("/bans/{ip}", summary="Lift a ban", responses=DOCUMENTED)
 async def unban(request: Request, ip: str) -> JSONResponse:
-    if not ctx_of(request).sip.guard.lift(ip):
+    if not await ctx_of(request).lift_ban(ip):
         raise NotFound(f"{ip} is not banned")
     return JSONResponse(envelope(200, ip))

@@ -110,6 +110,13 @@ class Guard:
         if self.emit is not None:
             self.emit(SecurityBanned(timestamp=now, ip=ip, reason=reason, seconds=seconds))
 
+    def restore(self, bans: dict[str, float]) -> None:
+        """Bans kept elsewhere (another node's, or from before a restart), ending at the
+        given wall-clock times; no event: they were announced when they began."""
+        for ip, until in bans.items():
+            if until > self._bans.get(ip, 0.0) and not self.trusted(ip):
+                self._bans[ip] = until
+
     def lift(self, ip: str) -> bool:
         """End the ban on ``ip`` (an operator's decision); False when it was not banned.
         Its flood and failure counts start again from nothing."""

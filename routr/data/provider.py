@@ -180,6 +180,19 @@ class DataProvider(ABC):
         change = await self._mutate(lambda s: integrity.plan_delete(s, kind, ref))
         return change.resource
 
+    # --- bans (state, not resources: kept where every node can read them) -----------------
+
+    async def load_bans(self, now: float) -> dict[str, float]:
+        """Bans in force: address -> wall-clock time it ends. None kept by this source (a
+        files or HTTP source): bans then live in the process's memory only."""
+        return {}
+
+    async def save_ban(self, ip: str, until: float) -> None:
+        """Keep a ban so other nodes and the next start see it (no-op where not kept)."""
+
+    async def remove_ban(self, ip: str) -> None:
+        """An operator lifted the ban (no-op where not kept)."""
+
     async def shared_secret(self) -> bytes | None:
         """The deployment's master secret, created on first use; None when this source
         cannot keep one (see ``routr.data.secrets``)."""

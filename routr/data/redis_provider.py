@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "routr:data:changes"
 VERSION_KEY = "routr:data:version"
 SECRET_KEY = "routr:secret"
+BANS_KEY = "routr:bans"  # hash: address -> wall-clock end of its ban
 _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -167,6 +168,23 @@ class RedisProvider(DataProvider):
         pipe.incr(VERSION_KEY)
         note = {"node": self._node, "type": change.type, "kind": change.kind, "ref": ref}
         pipe.publish(CHANNEL, json.dumps(note))
+
+    async def load_bans(self, now: float) -> dict[str, float]:
+        async with self._errors():
+            stored = await self._client.hgetall(BANS_KEY)
+            raw = {str(ip): str(until) for ip, until in stored.items()}
+            over = [ip for ip, until in raw.items() if float(until) <= now]
+            if over:
+                await self._client.hdel(BANS_KEY, *over)
+        return {ip: float(until) for ip, until in raw.items() if float(until) > now}
+
+    async def save_ban(self, ip: str, until: float) -> None:
+        async with self._errors():
+            await self._client.hset(BANS_KEY, ip, repr(until))
+
+    async def remove_ban(self, ip: str) -> None:
+        async with self._errors():
+            await self._client.hdel(BANS_KEY, ip)
 
     async def shared_secret(self) -> bytes | None:
         """One secret for every node on this Redis: the first to start sets it."""

@@ -25,10 +25,12 @@ from routr.data.provider import DataProvider
 from routr.data.secrets import load_secrets
 from routr.events import (
     Bus,
+    Event,
     ResourceCreated,
     ResourceDeleted,
     ResourceEvent,
     ResourceUpdated,
+    SecurityBanned,
     log_events,
 )
 from routr.events.nats import NatsPublisher
@@ -101,6 +103,7 @@ class Server:
         self.io: TransportIO | None = None
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self._ban_writes: set[asyncio.Task[None]] = set()
         self._follower: asyncio.Task[None] | None = None
 
     def listener_specs(self) -> list[ListenerSpec]:
@@ -162,6 +165,8 @@ class Server:
         self.provider.subscribe(self._resource_changed)
         try:
             await self.sip.load_peers()  # before the first packet: Peers are trusted by address
+            await self._restore_bans()
+            self.bus.subscribe(self._keep_ban, "security.banned", name="ban keeper")
             await self.transports.start(specs, self.sip.on_data)
         except BindError as exc:
             await self._close_stores()
@@ -212,6 +217,7 @@ class Server:
             data_description=self.data_description(),
             listeners=self.io.listeners,
             reload=self.reload,
+            lift_ban=self.lift_ban,
         )
         folder = self.provider.path if isinstance(self.provider, FilesProvider) else Path("config")
         self.api = ApiServer(ctx, cert_folder=folder)
@@ -225,6 +231,34 @@ class Server:
         except CertificateError as exc:
             await self.stop()
             raise ConfigProblem(str(exc)) from None
+
+    async def lift_ban(self, ip: str) -> bool:
+        """End a ban here and in the data source, where every node reads bans from."""
+        assert self.sip is not None and self.provider is not None
+        lifted = self.sip.guard.lift(ip)
+        kept = ip in await self.provider.load_bans(time.time())
+        await self.provider.remove_ban(ip)
+        return lifted or kept
+
+    def _keep_ban(self, event: Event) -> None:
+        assert isinstance(event, SecurityBanned) and self.provider is not None
+        until = event.timestamp + event.seconds
+        task = asyncio.get_running_loop().create_task(self.provider.save_ban(event.ip, until))
+        self._ban_writes.add(task)
+        task.add_done_callback(self._ban_written)
+
+    def _ban_written(self, task: asyncio.Task[None]) -> None:
+        self._ban_writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("could not keep a ban in the data source: %s", task.exception())
+
+    async def _restore_bans(self) -> None:
+        """Bans kept in the data source (other nodes', or from before a restart)."""
+        assert self.sip is not None and self.provider is not None
+        try:
+            self.sip.guard.restore(await self.provider.load_bans(time.time()))
+        except DataError as exc:
+            _log.warning("could not read the bans kept in the data source: %s", exc)
 
     async def reload(self) -> dict[str, object]:
         """Re-read the data source and the config file (``POST /system/reload``)."""
@@ -360,6 +394,7 @@ class Server:
                 await self.sip.sweep()
             except Exception:
                 _log.exception("location sweep failed")
+            await self._restore_bans()  # other nodes' bans hold here too
 
     def request_stop(self) -> None:
         self._stop.set()

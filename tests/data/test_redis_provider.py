@@ -60,3 +60,14 @@ async def test_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(ProviderUnavailable):
         await p.create(domain())
     await p.close()
+
+
+async def test_bans_are_kept_for_every_node_and_expire(redis_db: int) -> None:
+    first = RedisProvider(REDIS_HOST, REDIS_PORT, db=redis_db)
+    second = RedisProvider(REDIS_HOST, REDIS_PORT, db=redis_db)
+    async with first, second:
+        await first.save_ban("192.0.2.7", 1_000.0)
+        await first.save_ban("192.0.2.8", 50.0)
+        assert await second.load_bans(now=100.0) == {"192.0.2.7": 1_000.0}
+        await second.remove_ban("192.0.2.7")
+        assert await first.load_bans(now=100.0) == {}
