@@ -246,6 +246,15 @@ def test_a_call_appears_in_calls_then_in_recent(console: Tab, api: Api) -> None:
         expect(recent.get_by_role("row", name=re.compile("sip:2102@sip.local"))).to_contain_text(
             "busy"
         )
+        # its trace: the ladder and every message, from the call's row
+        recent.get_by_role("button", name="Trace of the call from sip:2101@sip.local").first.click()
+        trace = page.get_by_role("dialog")
+        expect(trace.get_by_role("img", name=re.compile("messages between"))).to_be_visible()
+        expect(trace).to_contain_text("INVITE sip:2102@sip.local")
+        expect(trace).to_contain_text("486")
+        console.shot("trace")
+        trace.get_by_role("button", name="Close").click()
+        expect(trace).to_have_count(0)
         assert register(client, "2102", "sip.local", SECRET, callee.contact("2102"), expires=0)
 
 

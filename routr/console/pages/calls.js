@@ -2,9 +2,15 @@
 
 import { data } from "../api.js";
 import { clock, duration, fill, h, since, table } from "../dom.js";
+import { showTrace } from "../ladder.js";
 import { badge, follow } from "../live.js";
 
 const RECENT = 50;
+
+function traceButton(call) {
+  return h("button", { type: "button", "aria-label": `Trace of the call from ${call.from} to ${call.to}`,
+    onclick: () => showTrace(call.callId) }, "Trace");
+}
 
 export function render(main) {
   const head = h("span", {});
@@ -17,8 +23,9 @@ export function render(main) {
       h("td", {}, c.from), h("td", {}, c.to), h("td", {}, c.strategy || ""),
       h("td", {}, clock(c.started)),
       h("td", {}, c.answered ? duration(c.duration) : "not answered"),
-      h("td", {}, [c.cause, c.status].filter(Boolean).join(" · "))));
-    fill(past, table("Recent calls", ["From", "To", "Strategy", "Started", "Talked", "End"], rows, "No calls have ended yet."));
+      h("td", {}, [c.cause, c.status].filter(Boolean).join(" · ")),
+      h("td", {}, traceButton(c))));
+    fill(past, table("Recent calls", ["From", "To", "Strategy", "Started", "Talked", "End", ""], rows, "No calls have ended yet."));
   };
 
   // After a (re)connection the server's memory is the truth; between, ended calls arrive
@@ -47,8 +54,9 @@ export function render(main) {
         h("td", {}, c.from), h("td", {}, c.to), h("td", {}, c.strategy || ""),
         h("td", {}, h("span", { class: `state ${c.state === "answered" ? "ok" : "warn"}` }, c.state)),
         h("td", {}, clock(c.started)),
-        h("td", {}, c.answered ? since(c.receivedAt - (c.duration || 0) * 1000) : "")));
-      fill(now, table("Calls in progress", ["From", "To", "Strategy", "State", "Started", "Talking for"], rows, "No calls in progress."));
+        h("td", {}, c.answered ? since(c.receivedAt - (c.duration || 0) * 1000) : ""),
+        h("td", {}, traceButton(c))));
+      fill(now, table("Calls in progress", ["From", "To", "Strategy", "State", "Started", "Talking for", ""], rows, "No calls in progress."));
     },
   });
   paintRecent();
