@@ -159,3 +159,36 @@ def test_a_peer_going_out_is_explained_as_the_call_then_goes(setup: dict[str, An
     assert [t["uri"] for t in decision["targets"]] == [rx.request.uri_text]
     world.gw.reply(rx, 486)
     assert call.final().status == 486
+
+
+def test_acl_denials_are_explained_as_they_happen(tmp_path: Path) -> None:
+    from support.data import agent, domain, write_resources
+
+    data = write_resources(
+        tmp_path / "data",
+        domain(DOMAIN, acl={"deny": ["127.0.0.9/32"], "allow": ["0.0.0.0/0"]}),
+        agent("1002", "pw", [DOMAIN]),
+    )
+    spec = {**NOAUTH, "restService": {"port": 0},
+            "accessControlList": {"deny": ["127.0.0.10/32"], "allow": ["0.0.0.0/0"]}}  # fmt: skip
+    env = {"INITIAL_API_SECRET": ADMIN_SECRET}
+    routr = RoutrProcess(tmp_path, ("udp",), spec, env=env, data=data).start()
+    try:
+        api = Api(routr.api, token(routr.api))
+        with UA("udp", "127.0.0.9") as denied_by_domain, UA("udp", "127.0.0.10") as denied:
+            answer = _ask(api, "sip:x@example.org", f"sip:1002@{DOMAIN}", denied_by_domain)
+            assert answer["domainAcl"] == {"domain": DOMAIN, "allowed": False}
+            assert answer["decision"]["status"] == 403
+            call = Call(denied_by_domain, udp(routr), f"sip:1002@{DOMAIN}", "sip:x@example.org")
+            call.invite()
+            assert call.final().status == 403
+            globally = _ask(api, "sip:x@example.org", f"sip:1002@{DOMAIN}", denied)
+            assert globally["acl"] == "denied" and "global ACL" in globally["verdict"]
+            assert "decision" not in globally
+            call = Call(denied, udp(routr), f"sip:1002@{DOMAIN}", "sip:x@example.org")
+            call.invite()
+            assert call.final().status == 403
+        api.close()
+    finally:
+        routr.stop()
+    routr.assert_no_tracebacks()
