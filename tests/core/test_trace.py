@@ -64,3 +64,13 @@ def test_digest_responses_are_redacted() -> None:
     hidden = redact(raw)
     assert b"0123abcd" not in hidden and b"ffff" not in hidden
     assert hidden.count(b'response="<redacted>"') == 2 and b'username="1001"' in hidden
+
+
+def test_the_bound_holds_under_many_calls() -> None:
+    traces = Traces(calls=50, messages=5)
+    for n in range(20_000):
+        _feed(traces, _msg("INVITE", f"load-{n}"))
+        _feed(traces, _msg("ACK", f"load-{n}", "<sip:b@x>;tag=2"))
+    assert len(traces) == 50
+    assert traces.call_ids()[0] == "load-19999"
+    assert all(len(t.records) == 2 for t in map(traces.get, traces.call_ids()) if t)
