@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources as package_files
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
@@ -13,6 +13,7 @@ from fastapi.responses import (
     RedirectResponse,
     Response,
 )
+from fastapi.security import APIKeyQuery, HTTPBasic, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from routr import __version__
@@ -39,6 +40,11 @@ class ConsoleFiles(StaticFiles):
         return response
 
 
+BEARER = HTTPBearer(auto_error=False, description="the JWT from GET /token")
+QUERY_TOKEN = APIKeyQuery(name="token", auto_error=False, description="Routr v1's ?token=")
+BASIC = HTTPBasic(auto_error=False, description="a User's username and secret")
+
+
 def create_app(ctx: ApiContext) -> FastAPI:
     rest = ctx.config.spec.rest_service
     tokens = Tokens(ctx.token_key, rest.token_lifetime)
@@ -55,20 +61,24 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.tokens = tokens
     errors.install(app)
 
-    async def require_token(request: Request) -> str:
+    # The schemes only document what ``authenticated`` and ``login`` check (they read the
+    # headers themselves: a missing one must answer our envelope, not FastAPI's).
+    async def require_token(
+        request: Request, _: object = Security(BEARER), __: object = Security(QUERY_TOKEN)
+    ) -> str:
         return await authenticated(request, ctx, tokens)
 
     open_api = APIRouter(prefix=BASE_PATH)
 
     @open_api.get("/token", tags=["auth"], summary="A token for HTTP Basic credentials",
                   responses=DOCUMENTED)  # fmt: skip
-    async def token(request: Request) -> JSONResponse:
+    async def token(request: Request, _: object = Security(BASIC)) -> JSONResponse:
         username = await login(request, ctx, limiter)
         return JSONResponse(envelope(200, tokens.issue(username)))
 
     @open_api.get("/credentials", tags=["auth"], summary="The token alone, as text",
                   response_class=PlainTextResponse, responses=TEXT)  # fmt: skip
-    async def credentials(request: Request) -> PlainTextResponse:
+    async def credentials(request: Request, _: object = Security(BASIC)) -> PlainTextResponse:
         username = await login(request, ctx, limiter)
         return PlainTextResponse(tokens.issue(username))
 
