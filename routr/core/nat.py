@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from routr.models.fields import is_ip
@@ -75,11 +76,18 @@ def _unreachable(message: Message, uri: SipURI, protocol: str, ip: str, port: in
         )
     if not isinstance(message, Response) or 300 <= message.status < 400:
         return False  # a redirect's Contacts are targets, not the sender
-    if not is_ip(uri.host_key):
-        return False
     # Only a private or loopback Contact that is not the source is a NAT sign: a public
     # one from elsewhere is a proxy or SBC relaying its callee's answer.
-    address = ipaddress.ip_address(uri.host_key)
-    if not (address.is_private or address.is_loopback):
+    if not _private_or_loopback(uri.host_key):
         return False
     return uri.host_key != ip or (uri.port or 5060) != port
+
+
+@functools.lru_cache(maxsize=4096)
+def _private_or_loopback(host: str) -> bool:
+    # Asked of every response's Contact, whose hosts repeat: an address object per
+    # message showed in profiles, a cached answer per distinct host does not.
+    if not is_ip(host):
+        return False
+    address = ipaddress.ip_address(host)
+    return address.is_private or address.is_loopback

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Annotated
@@ -17,11 +18,27 @@ _TEL_RE = re.compile(r"^tel:\+?[0-9][0-9().\- ]*$", re.IGNORECASE)
 _AOR_RE = re.compile(r"^sips?:[^\s@]+@[^\s@]+$", re.IGNORECASE)
 _USER_BAD = re.compile(r"[\s@:;<>\"]")
 _TEL_SEPARATORS = str.maketrans("", "", "().- ")
+# What ipaddress.IPv4Address accepts: four decimal octets, no leading zeros.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 def is_ip(text: str) -> bool:
+    """True for an IPv4 or IPv6 address, as ``ipaddress.ip_address`` would read it.
+
+    The SIP path asks this of every message's hosts: building an address object each time
+    cost more than a tenth of routr's CPU under call load.
+    """
+    if ":" not in text:  # IPv6 always has a colon
+        return _IPV4_RE.fullmatch(text) is not None
+    return _is_ipv6(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ipv6(text: str) -> bool:
+    # Rare enough on the hot path, and hosts repeat: parse once per distinct text.
     try:
-        ipaddress.ip_address(text)
+        ipaddress.IPv6Address(text)
     except ValueError:
         return False
     return True
