@@ -210,6 +210,13 @@ class FilesProvider(DataProvider):
         """Pick up hand edits now (the poller calls this)."""
         await self._reload()
 
+    def _set_snapshot(self, new: Snapshot) -> None:
+        # The poller hands back the snapshot in force when no file stamp moved: diffing it
+        # with itself compared every resource field by field (10,000 agents: ~4 % of the
+        # CPU, every second).
+        if new is not self._snapshot:
+            super()._set_snapshot(new)
+
     async def _mutate(self, plan: Plan) -> Change:
         async with self._lock:
             change = await asyncio.to_thread(self._mutate_locked, plan)
