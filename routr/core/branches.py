@@ -201,9 +201,23 @@ def rearm(io: ProxyIO, holder: H, tx: Transaction, run: Callable[[H, list[Action
         holder.timer = None
     if when is None:
         return
+    holder.timer = io.call_at(when, _Fire(io, holder, tx, run))
 
-    def fire() -> None:
-        holder.timer = None
-        run(holder, tx.on_timer(io.now()))
 
-    holder.timer = io.call_at(when, fire)
+class _Fire(Generic[H]):
+    """A timer's callback: one object where a closure over four names made five, and
+    thousands of them wait in the timer heap for the collector to walk."""
+
+    __slots__ = ("holder", "io", "run", "tx")
+
+    def __init__(
+        self, io: ProxyIO, holder: H, tx: Transaction, run: Callable[[H, list[Action]], None]
+    ) -> None:
+        self.io = io
+        self.holder = holder
+        self.tx = tx
+        self.run = run
+
+    def __call__(self) -> None:
+        self.holder.timer = None
+        self.run(self.holder, self.tx.on_timer(self.io.now()))
