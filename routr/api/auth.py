@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import jwt
 from fastapi import Request
 
-from routr.data.passwords import verify_secret
+from routr.data.passwords import hash_secret, verify_secret
 from routr.models import User
 
 from .context import ApiContext
@@ -55,7 +58,8 @@ class Tokens:
 
 class LoginLimiter:
     """After ``failures`` failed logins within ``seconds`` an address must wait out the
-    window, whatever it sends: guessing gets a handful of tries per minute."""
+    window, whatever it sends: guessing gets a handful of tries per minute. Only failures
+    are remembered, at most ``_MAX_TRACKED`` addresses, the stalest forgotten first."""
 
     def __init__(
         self, failures: int, seconds: float, clock: Callable[[], float] = time.monotonic
@@ -63,24 +67,24 @@ class LoginLimiter:
         self.failures = failures
         self.seconds = seconds
         self.clock = clock
-        self._failed: dict[str, list[float]] = {}
+        self._failed: OrderedDict[str, list[float]] = OrderedDict()
 
     def check(self, address: str) -> None:
-        times = self._recent(address)
+        times = self._failed.get(address)
+        if not times:
+            return
+        since = self.clock() - self.seconds
+        times[:] = [t for t in times if t > since]
         if len(times) >= self.failures:
             wait = max(1, int(times[0] + self.seconds - self.clock()) + 1)
             raise TooManyRequests(f"too many failed logins; try again in {wait} s", wait)
 
     def failed(self, address: str) -> None:
-        if len(self._failed) >= _MAX_TRACKED:
-            self._failed = {a: t for a, t in self._failed.items() if self._recent(a)}
-        self._recent(address).append(self.clock())
-
-    def _recent(self, address: str) -> list[float]:
-        since = self.clock() - self.seconds
-        times = [t for t in self._failed.get(address, ()) if t > since]
-        self._failed[address] = times
-        return times
+        times = self._failed.pop(address, [])
+        times.append(self.clock())
+        self._failed[address] = times[-self.failures :]  # moved to the fresh end
+        while len(self._failed) > _MAX_TRACKED:
+            self._failed.popitem(last=False)
 
 
 def _basic(request: Request) -> tuple[str, str]:
@@ -110,12 +114,19 @@ async def login(request: Request, ctx: ApiContext, limiter: LoginLimiter) -> str
     username, secret = _basic(request)
     user = await ctx.provider.find_by_key("User", username)
     stored = user.spec.credentials.secret if isinstance(user, User) else None
-    # argon2 takes tens of milliseconds of CPU: never on the loop
-    ok = stored is not None and await asyncio.to_thread(verify_secret, stored, secret)
+    # argon2 takes tens of milliseconds of CPU: never on the loop. An unknown user costs
+    # the same, so the answer's time does not tell which usernames exist.
+    checked = stored if stored is not None else await asyncio.to_thread(_decoy)
+    ok = await asyncio.to_thread(verify_secret, checked, secret) and stored is not None
     if not ok:
         limiter.failed(address)
         raise Unauthorized("wrong username or secret")
     return username
+
+
+@functools.cache
+def _decoy() -> str:
+    return hash_secret(secrets.token_hex(16))
 
 
 def bearer(request: Request) -> str | None:

@@ -26,6 +26,21 @@ def _media(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+async def capped(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refused (413) as soon as it is over ``limit``: never buffered whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the body is over {limit // 1024} KiB")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the body is over {limit // 1024} KiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _text(request: Request) -> tuple[str, bool]:
     """The body as text, and whether it is YAML (else JSON)."""
     media = _media(request)
@@ -39,7 +54,7 @@ async def _text(request: Request) -> tuple[str, bool]:
     else:
         if media not in ("", "application/json", *YAML_TYPES) and not media.endswith("+json"):
             raise UnsupportedMedia(f"{media}: send application/json or application/yaml")
-        raw = await request.body()
+        raw = await capped(request)
         yaml_body = media in YAML_TYPES
     if len(raw) > MAX_BODY:
         raise TooLarge(f"the body is over {MAX_BODY // (1024 * 1024)} MiB")

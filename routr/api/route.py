@@ -6,13 +6,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from routr.core.explain import DrySource, ExplainError, build_request, explain, parse
 from routr.models import split_hostport
 from routr.models.fields import is_ip
 
-from .errors import DOCUMENTED, BadRequest, envelope
+from .bodies import capped
+from .errors import DOCUMENTED, BadRequest, Unprocessable, envelope, validation_problems
 from .resources import ctx_of
 
 router = APIRouter(tags=["route"])
@@ -31,8 +32,29 @@ class RouteQuestion(BaseModel):
     request: str | None = Field(None, description="a whole SIP request instead of from/to")
 
 
-@router.post("/route", summary="Explain how a request would be routed", responses=DOCUMENTED)
-async def route(request: Request, question: RouteQuestion) -> JSONResponse:
+QUESTION_LIMIT = 64 * 1024  # a question, or a whole SIP request: never more
+
+
+@router.post(
+    "/route",
+    summary="Explain how a request would be routed",
+    responses=DOCUMENTED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": RouteQuestion.model_json_schema()}},
+        }
+    },
+)
+async def route(request: Request) -> JSONResponse:
+    # The body is read here, after the token was checked, and capped: a declared body
+    # parameter would be read and parsed before any dependency runs.
+    try:
+        question = RouteQuestion.model_validate_json(await capped(request, QUESTION_LIMIT))
+    except ValidationError as exc:
+        found = validation_problems(exc)
+        reason = "; ".join(f"{p['path']}: {p['problem']}" for p in found)
+        raise Unprocessable(reason or "not a question", found) from None
     try:
         host, port = split_hostport(question.source)
     except ValueError as exc:

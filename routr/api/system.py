@@ -22,7 +22,10 @@ from .resources import ctx_of
 
 # whole key names: tokenLifetime or secretReaders are no secrets
 _SECRET_KEY = re.compile(r"^(?:secret|password|passphrase|token|keyStorePassword)$", re.I)
-_SECRET_PARAM = re.compile(r"((?:^|,)\s*(?:secret|password|pass|token)\s*=)[^,]*", re.I)
+_SECRET_PARAM = re.compile(
+    r"((?:^|,)\s*(?:secret|password|passwd|pass|token|keyStorePassword)\s*=)[^,]*", re.I
+)
+_URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")  # nats://user:pass@host, redis://:pw@host
 MASK = "********"
 LEVELS = {
     "debug": logging.DEBUG,
@@ -46,8 +49,10 @@ def masked(value: Any, key: str = "") -> Any:
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
         return [masked(v, key) for v in value]
-    if isinstance(value, str) and key == "parameters":
-        return _SECRET_PARAM.sub(lambda m: m.group(1) + MASK, value)
+    if isinstance(value, str):
+        value = _URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", value)
+        if key == "parameters":
+            value = _SECRET_PARAM.sub(lambda m: m.group(1) + MASK, value)
     return value
 
 

@@ -2,8 +2,10 @@
 
 It runs the live code: the guard's and ACLs' verdicts, the request authenticator, the
 router's classification and its routing table (``Router.route``). Only the words that
-say why are written here. One effect remains: a Peer's round-robin moves on by one, as
-for a real call, so the target shown is the one a call now would get.
+say why are written here. Credentials in a question are dropped before the authenticator
+sees them, so a question never counts as a failed login. One effect remains: a Peer's
+round-robin moves on by one, as for a real call, so the target shown is the one a call
+now would get.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from routr.core.service import SipService
 from routr.sip.errors import ParseError
 from routr.sip.message import Request, parse_message
 from routr.sip.uri import SipURI
+
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
 
 
 class ExplainError(ValueError):
@@ -113,6 +117,11 @@ async def explain(sip: SipService, request: Request, source: DrySource) -> dict[
     caller = await router.classify(request, source, idx)
     out["caller"] = _caller(caller, request, source)
 
+    # Credentials in a question are not checked: a wrong one would count as a failed
+    # login for the address the question names (and could ban it). The answer says whether
+    # a request from there is challenged first.
+    for key in _CREDENTIAL_HEADERS:
+        request.remove(key)
     challenge = router.auth.check(request, source, now) if router.auth is not None else None
     if challenge is not None:
         realm = request.from_.uri.host_key if isinstance(request.from_.uri, SipURI) else None

@@ -124,7 +124,9 @@ class SipService:
         self.stats = SipStats()
         trace = spec.trace
         #: The SIP messages of recent calls (``GET /calls/{id}/trace``).
-        self.traces = Traces(trace.mode, trace.calls, trace.messages, trace.sample)
+        self.traces = Traces(
+            trace.mode, trace.calls, trace.messages, trace.sample, max_bytes=trace.max_bytes
+        )
         failures = AuthFailures(
             security.auth_failure_ban.failures, security.auth_failure_ban.seconds
         )
@@ -229,13 +231,11 @@ class SipService:
             if len(data) > self.max_message_size:
                 raise MessageTooLarge("Message Too Large", message=_salvage(data))
             message = parse_message(data, datagram=source.protocol == "udp")
-            if self.traces.on:
-                self.traces.incoming(message, data, source.protocol, (source.ip, source.port),
-                                     source.local, self.clock())  # fmt: skip
             if isinstance(message, Response):
                 self.counters.responses += 1
                 self.stats.responses_received[message.status // 100] += 1
                 if not denied:
+                    self._trace_in(message, data, source)
                     self.on_response(message, source)
                 return
             assert isinstance(message, Request)
@@ -248,6 +248,7 @@ class SipService:
             message.check()
             if denied:
                 raise ParseError("Forbidden By ACL", status=403, message=message)
+            self._trace_in(message, data, source)  # past the guard, the ACL and the scanners
             stamp_via(message, source.ip, source.port)
             if message.method != "REGISTER":
                 fix_contact(message, source.protocol, source.ip, source.port)
@@ -259,6 +260,11 @@ class SipService:
         work = self.dispatcher.on_request(message, source)
         if work is not None:
             self.io.spawn(work)  # type: ignore[arg-type]
+
+    def _trace_in(self, message: Message, data: bytes, source: SourceLike) -> None:
+        if self.traces.on:
+            self.traces.incoming(message, data, source.protocol, (source.ip, source.port),
+                                 source.local, self.clock())  # fmt: skip
 
     def on_response(self, response: Response, source: SourceLike) -> None:
         """Answers to our own REGISTERs go to the gateway registry, the rest to the proxy."""

@@ -68,8 +68,11 @@ class Traces:
         messages: int = 100,
         sample: float = 0.1,
         chance: Callable[[], float] = random.random,
+        max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.mode = mode
+        self.max_bytes = max_bytes
+        self.bytes = 0  # kept in all traces; the oldest go first past ``max_bytes``
         self.on = mode != "off"
         self.calls = calls
         self.messages = messages
@@ -122,11 +125,18 @@ class Traces:
         call_id = message.call_id
         trace = self._traces[call_id] = CallTrace(call_id, now)
         if len(self._traces) > self.calls:
-            self._traces.popitem(last=False)
+            self._forget_oldest()
         return trace
+
+    def _forget_oldest(self) -> None:
+        _, gone = self._traces.popitem(last=False)
+        self.bytes -= sum(len(r.data) for r in gone.records)
 
     def _add(self, trace: CallTrace, record: Record) -> None:
         if len(trace.records) >= self.messages:
             trace.dropped += 1
             return
         trace.records.append(record)
+        self.bytes += len(record.data)
+        while self.bytes > self.max_bytes and len(self._traces) > 1:
+            self._forget_oldest()

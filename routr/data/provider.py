@@ -189,9 +189,11 @@ class DataProvider(ABC):
 
     async def save_ban(self, ip: str, until: float) -> None:
         """Keep a ban so other nodes and the next start see it (no-op where not kept)."""
+        return None
 
     async def remove_ban(self, ip: str) -> None:
         """An operator lifted the ban (no-op where not kept)."""
+        return None
 
     async def shared_secret(self) -> bytes | None:
         """The deployment's master secret, created on first use; None when this source

@@ -34,6 +34,12 @@ PUBLISH_TRIES = 3  # while connected; an outage waits without counting
 CLOSE_SECONDS = 2.0  # the most a stop waits for pending events to go out
 
 
+def shown(url: str) -> str:
+    """``url`` fit for a log line: credentials in it (``nats://user:pass@host``) left out."""
+    scheme, sep, rest = url.rpartition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+
+
 def subject_of(prefix: str, event: Event) -> str:
     return f"{prefix}.{event.name}"
 
@@ -72,7 +78,11 @@ class NatsPublisher:
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), CLOSE_SECONDS)
-            except TimeoutError:
+            except Exception as exc:  # the publisher failed earlier: said so, not raised
+                if not isinstance(exc, TimeoutError):
+                    log.error("NATS publisher had stopped: %s", exc)
+                    self._task = None
+            if self._task is not None and not self._task.done():
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
@@ -122,10 +132,20 @@ class NatsPublisher:
                 wait = min(wait * 2, MAX_RETRY)
                 continue
             if self.config.stream:
-                self._js = self._client.jetstream()
-                await self._ensure_stream()
+                try:
+                    self._js = self._client.jetstream()
+                    await self._ensure_stream()
+                except Exception as exc:  # JetStream off, no responders, a timeout
+                    log.error("NATS: JetStream stream %s not usable (%s); retrying",
+                              self.config.stream, exc)  # fmt: skip
+                    with contextlib.suppress(Exception):
+                        await self._client.close()
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, MAX_RETRY)
+                    continue
             url = self._client.connected_url
-            log.info("NATS: connected to %s", url.netloc if url else ",".join(self.urls))
+            where = f"{url.hostname}:{url.port}" if url else ",".join(map(shown, self.urls))
+            log.info("NATS: connected to %s", where)
             self._outage_ended()
             self._up.set()
             return
@@ -157,7 +177,7 @@ class NatsPublisher:
 
     async def _error(self, exc: Exception) -> None:
         if not self._up.is_set() and self._down_since_drops is None and not self._closing:
-            log.error("NATS %s unreachable (%s); retrying", ",".join(self.urls), exc)
+            log.error("NATS %s unreachable (%s); retrying", ",".join(map(shown, self.urls)), exc)
             self._outage_started()
         else:
             log.debug("NATS: %s", exc)

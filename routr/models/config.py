@@ -253,6 +253,8 @@ class Trace(_Model):
     calls: int = Field(default=200, ge=1, le=100_000)  # traces kept, the oldest go first
     messages: int = Field(default=100, ge=1, le=10_000)  # messages kept per call
     sample: float = Field(default=0.1, gt=0, le=1)  # share of calls traced when sampled
+    # bytes of messages kept in all traces; past it the oldest traces go
+    max_bytes: int = Field(default=16 * 1024 * 1024, ge=65_536, alias="maxBytes")
 
     @field_validator("mode", mode="before")
     @classmethod

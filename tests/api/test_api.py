@@ -500,3 +500,31 @@ def test_the_console_is_served_with_a_same_origin_policy(server: RoutrProcess) -
     assert "default-src 'self'" in r.headers["content-security-policy"]
     config = Api(server.api, token(server.api)).data("/system/config")
     assert config["spec"]["restService"]["tokenLifetime"] == 3600  # not a secret: shown
+
+
+def test_bodies_are_capped_and_read_only_after_the_token(server: RoutrProcess, api: Api):
+    url = f"{server.api}{BASE}/route"
+    big = b'{"from": "' + b"x" * 300_000 + b'"}'
+    assert (
+        httpx.post(url, content=big, headers={"Content-Type": "application/json"}).status_code
+        == 401
+    )
+    assert (
+        api.post("/route", content=big, headers={"Content-Type": "application/json"}).status_code
+        == 413
+    )
+    over = b"[" + b" " * (17 * 1024 * 1024) + b"]"
+    r = api.post("/agents", content=over, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_a_dry_run_with_credentials_never_counts_as_a_failed_login(api: Api) -> None:
+    text = ("INVITE sip:1002@sip.local SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK9\n"
+            "From: <sip:1001@sip.local>;tag=1\nTo: <sip:1002@sip.local>\nCall-ID: dry-auth\n"
+            'CSeq: 1 INVITE\nProxy-Authorization: Digest username="1001", realm="sip.local", '
+            'nonce="bogus", uri="sip:1002@sip.local", response="00"\n'
+            "Content-Length: 0\n\n")  # fmt: skip
+    for _ in range(15):
+        r = api.post("/route", json={"request": text, "source": "127.0.0.2:5060"})
+        assert r.status_code == 200, r.text
+    assert api.data("/bans") == []

@@ -31,3 +31,16 @@ async def test_an_unexpected_error_is_a_500_envelope_logged_once(
     assert "Traceback" not in r.text and "a bug" not in r.text
     failures = [rec for rec in caplog.records if rec.exc_info]
     assert len(failures) == 1 and "GET /boom failed" in failures[0].getMessage()
+
+
+def test_the_login_limiter_remembers_failures_only_and_few_of_them() -> None:
+    from routr.api import auth
+
+    limiter = auth.LoginLimiter(failures=3, seconds=60, clock=lambda: 100.0)
+    for n in range(50_000):
+        limiter.check(f"10.{n // 65536}.{n // 256 % 256}.{n % 256}")
+    assert len(limiter._failed) == 0
+    for n in range(auth._MAX_TRACKED + 500):
+        limiter.failed(f"addr-{n}")
+    assert len(limiter._failed) == auth._MAX_TRACKED
+    assert "addr-0" not in limiter._failed and f"addr-{auth._MAX_TRACKED + 499}" in limiter._failed

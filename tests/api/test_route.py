@@ -188,6 +188,8 @@ def test_acl_denials_are_explained_as_they_happen(tmp_path: Path) -> None:
             call = Call(denied, udp(routr), f"sip:1002@{DOMAIN}", "sip:x@example.org")
             call.invite()
             assert call.final().status == 403
+            # what the global ACL refuses is not traced (nor kept in memory at all)
+            assert api.get(f"/calls/{call.call_id}/trace").status_code == 404
         api.close()
     finally:
         routr.stop()

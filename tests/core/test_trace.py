@@ -74,3 +74,11 @@ def test_the_bound_holds_under_many_calls() -> None:
     assert len(traces) == 50
     assert traces.call_ids()[0] == "load-19999"
     assert all(len(t.records) == 2 for t in map(traces.get, traces.call_ids()) if t)
+
+
+def test_the_bytes_kept_are_bounded_too() -> None:
+    traces = Traces(calls=1000, messages=1000, max_bytes=10_000)
+    for n in range(100):
+        _feed(traces, _msg("INVITE", f"b-{n}"))
+    assert traces.bytes <= 10_000 and len(traces) < 100
+    assert traces.call_ids()[0] == "b-99"

@@ -99,15 +99,18 @@ async def test_overflow_during_an_outage_is_dropped_and_counted(
 async def test_nats_unreachable_at_start_does_not_stop_sip(tmp_path: Path) -> None:
     from support.binaries import free_port
 
-    url = f"nats://127.0.0.1:{free_port()}"  # nobody listens there
+    port = free_port()  # nobody listens there
+    url = f"nats://alice:s3cret-pass@127.0.0.1:{port}"
     proc = _routr(tmp_path, {"url": url, "subject": prefix()})
+    shown = f"NATS nats://127.0.0.1:{port} unreachable"  # the credentials left out
     try:
-        await asyncio.to_thread(proc.wait_for, f"NATS {url} unreachable")
+        await asyncio.to_thread(proc.wait_for, shown)
         await asyncio.to_thread(_register, proc, USERS[:3])
     finally:
         proc.stop()
     assert proc.proc is not None and proc.proc.returncode == 0
-    assert sum(f"NATS {url} unreachable" in line for line in proc.lines) == 1  # once
+    assert sum(shown in line for line in proc.lines) == 1  # once
+    assert "s3cret-pass" not in "\n".join(proc.raw)
 
 
 async def test_jetstream_keeps_events_for_a_later_consumer(tmp_path: Path) -> None:
