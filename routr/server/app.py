@@ -85,6 +85,15 @@ _RESOURCE_EVENTS: dict[str, type[ResourceEvent]] = {
 }
 
 
+#: dataSource parameters fit to show: where the data is, not how to get in.
+_SHOWN_PARAMETERS = frozenset({"path", "host", "port", "db", "tls", "baseUrl", "username"})
+
+
+def _no_userinfo(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else value
+
+
 class StartError(Exception):
     """The server cannot start; the text is the one line to print. The environment is at
     fault (a port in use, Redis unreachable): the same configuration may work later."""
@@ -133,6 +142,7 @@ class Server:
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
         self._ban_writes: set[asyncio.Task[None]] = set()
+        self._kept_bans: set[str] = set()  # the bans the data source held at the last read
         self._follower: asyncio.Task[None] | None = None
 
     def listener_specs(self) -> list[ListenerSpec]:
@@ -264,12 +274,13 @@ class Server:
             raise ConfigProblem(str(exc)) from None
 
     async def lift_ban(self, ip: str) -> bool:
-        """End a ban here and in the data source, where every node reads bans from."""
+        """End a ban in the data source, where every node reads bans from, then here (in
+        that order: a sweep between the two would bring it back)."""
         assert self.sip is not None and self.provider is not None
-        lifted = self.sip.guard.lift(ip)
         kept = ip in await self.provider.load_bans(time.time())
         await self.provider.remove_ban(ip)
-        return lifted or kept
+        self._kept_bans.discard(ip)
+        return self.sip.guard.lift(ip) or kept
 
     def _keep_ban(self, event: Event) -> None:
         assert isinstance(event, SecurityBanned) and self.provider is not None
@@ -287,9 +298,15 @@ class Server:
         """Bans kept in the data source (other nodes', or from before a restart)."""
         assert self.sip is not None and self.provider is not None
         try:
-            self.sip.guard.restore(await self.provider.load_bans(time.time()))
+            kept = await self.provider.load_bans(time.time())
         except DataError as exc:
             _log.warning("could not read the bans kept in the data source: %s", exc)
+            return
+        # a ban read before and gone now was lifted on another node: lift it here too
+        for ip in self._kept_bans - kept.keys():
+            self.sip.guard.lift(ip)
+        self._kept_bans = set(kept)
+        self.sip.guard.restore(kept)
 
     async def reload(self) -> dict[str, object]:
         """Re-read the data source and the config file (``POST /system/reload``)."""
@@ -306,10 +323,17 @@ class Server:
         self.bus.emit(event)
 
     def data_description(self) -> str:
+        """The data source in words for logs, events and ``/system/info``: where, never
+        with what credentials."""
         source = self.config.spec.data_source
         if self.data_dir:
             return f"files_data_provider (path={self.data_dir})"
-        return f"{source.provider} ({source.parameters})"
+        shown = ",".join(
+            f"{key}={_no_userinfo(value)}"
+            for key, value in source.params.items()
+            if key in _SHOWN_PARAMETERS
+        )
+        return f"{source.provider} ({shown})"
 
     async def _start_data(self) -> None:
         source = self.config.spec.data_source

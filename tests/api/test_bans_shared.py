@@ -68,8 +68,27 @@ def test_a_ban_reaches_the_other_node_outlives_a_restart_and_is_lifted(
         assert a.data("/bans")[0]["ip"] == "127.0.0.9"  # loaded at start
         assert a.delete("/bans/127.0.0.9").status_code == 200
         assert redis.Redis("127.0.0.1", 6379, db=DB).hgetall("routr:bans") == {}
+        # lifted on one node, lifted on the other at its next sweep
+        wait_until(lambda: b.data("/bans") == [], timeout=15)
     finally:
         first.stop()
         second.stop()
     first.assert_no_tracebacks()
     second.assert_no_tracebacks()
+
+
+def test_the_data_source_is_described_without_its_credentials() -> None:
+    from routr.models.config import Config
+    from routr.server.app import Server
+
+    params = "host=10.0.0.5,port=6380,secret=hunter2hunter2,username=routr"
+    config = Config.model_validate(
+        {"spec": {"dataSource": {"provider": "redis_data_provider", "parameters": params}}}
+    )
+    shown = Server(config).data_description()
+    assert shown == "redis_data_provider (host=10.0.0.5,port=6380,username=routr)"
+    http = "baseUrl=https://u:pw@api.example/v1,username=u,secret=pw"
+    config = Config.model_validate(
+        {"spec": {"dataSource": {"provider": "http_data_provider", "parameters": http}}}
+    )
+    assert "pw" not in Server(config).data_description()
