@@ -52,18 +52,21 @@ async def location(
 ) -> Response:
     ctx = ctx_of(request)
     clock = ctx.sip.clock
-    bindings = await ctx.store.list()
-    if not watch and not filter:
-        # only the page is turned into dicts: 10,000 of them cost the loop ~130 ms
-        start = (page - 1) * itemsPerPage
-        now = clock()
-        shown = [b.to_dict(now) for b in bindings[start : start + itemsPerPage]]
-        meta = page_meta(page, itemsPerPage, len(bindings))
-        return JSONResponse(envelope(200, shown, meta=meta))
-    items = await _dicts(bindings, clock())
-    if not watch:
-        return _page(items, filter, page, itemsPerPage)
     matches = compile_filter(filter)
+    if not watch:
+        bindings = await ctx.store.list()
+        if not filter:
+            # only the page is turned into dicts: 10,000 of them cost the loop ~130 ms
+            start = (page - 1) * itemsPerPage
+            now = clock()
+            shown = [b.to_dict(now) for b in bindings[start : start + itemsPerPage]]
+            meta = page_meta(page, itemsPerPage, len(bindings))
+            return JSONResponse(envelope(200, shown, meta=meta))
+        return _page(await _dicts(bindings, clock()), filter, page, itemsPerPage)
+
+    async def initial() -> list[dict[str, Any]]:
+        items = await _dicts(await ctx.store.list(), clock())
+        return [i for i in items if matches(i)]
 
     def change(event: LocationEvent) -> tuple[str, Any] | None:
         item = event.binding.to_dict(clock())
@@ -71,7 +74,7 @@ async def location(
             return None
         return _LOCATION_CHANGES.get(event.type, event.type), item
 
-    return streams.watch(ctx.store.on_event, change, [i for i in items if matches(i)], ctx.stopping)
+    return streams.watch(ctx.store.on_event, change, initial, ctx.stopping)
 
 
 async def _dicts(bindings: list[Binding], now: float) -> list[dict[str, Any]]:
@@ -127,7 +130,9 @@ async def registry(
                 return "MODIFIED", item
         return None
 
-    initial = [i for i in items if matches(i)]
+    async def initial() -> list[dict[str, Any]]:
+        return [i for i in ctx.sip.registrations() if matches(i)]
+
     return streams.watch(_bus_source(request, "gateway."), change, initial, ctx.stopping)
 
 
@@ -151,11 +156,15 @@ async def calls(
         if event.name == "call.ended":
             current = ctx.sip.recent_calls()
         for item in current:
-            if item["callId"] == call_id and matches(item):
-                return _CALL_CHANGES[event.name], item
-        return None
+            if item["callId"] == call_id:
+                return (_CALL_CHANGES[event.name], item) if matches(item) else None
+        # not kept any more (callHistory 0, or ended before this line was sent): the
+        # event itself still says what happened to the call
+        return _CALL_CHANGES[event.name], {"callId": call_id, **event.to_dict(ctx.bus.node)}
 
-    initial = [i for i in now_items if matches(i)]
+    async def initial() -> list[dict[str, Any]]:
+        return [i for i in ctx.sip.calls_in_progress() if matches(i)]
+
     return streams.watch(_bus_source(request, "call."), change, initial, ctx.stopping)
 
 

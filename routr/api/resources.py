@@ -86,22 +86,20 @@ def routes_for(kind: str) -> APIRouter:
     ) -> Response:
         ctx = ctx_of(request)
         show = _shown(request, secrets)
-        found = await ctx.provider.list(kind, filter, page, itemsPerPage)
         if watch:
-            everything = await ctx.provider.list(kind, filter, 1, 1 << 30)
             matches = compile_filter(filter)
+
+            async def initial() -> list[dict[str, Any]]:
+                everything = await ctx.provider.list(kind, filter, 1, 1 << 30)
+                return [public_dict(r) for r in everything.items]
 
             def same_kind(change: Change) -> tuple[str, Any] | None:
                 if change.kind != kind or not matches(public_dict(change.resource)):
                     return None
                 return _change_line(change)
 
-            return streams.watch(
-                ctx.provider.subscribe,
-                same_kind,
-                [public_dict(r) for r in everything.items],
-                ctx.stopping,
-            )
+            return streams.watch(ctx.provider.subscribe, same_kind, initial, ctx.stopping)
+        found = await ctx.provider.list(kind, filter, page, itemsPerPage)
         body = envelope(
             200,
             [show(r) for r in found.items],

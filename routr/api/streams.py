@@ -1,6 +1,6 @@
 """``?watch=true``: newline-delimited JSON, ``{"type": "ADDED|MODIFIED|DELETED", "object"}``.
 
-A watch opens with the current items as ADDED, then follows changes. Sources are
+A watch subscribes, then sends the current items as ADDED, then follows changes. Sources are
 callbacks (the event bus, the location store, the data provider); each stream has its own
 bounded queue, so a slow client never holds up SIP. A client too slow to keep up gets an
 ``ERROR`` line and the end of the stream (it may watch again), never a silent gap.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from fastapi.responses import StreamingResponse
@@ -31,10 +31,13 @@ def line(type_: str, obj: Any) -> bytes:
     return json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
 
+Initial = Callable[[], Awaitable[Iterable[Item]]]
+
+
 async def _follow(
     source: Source[T],
     translate: Callable[[T], tuple[str, Any] | None],
-    initial: Iterable[Item],
+    initial: Initial,
     stopping: asyncio.Event,
 ) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE + 1)
@@ -44,9 +47,9 @@ async def _follow(
             return
         queue.put_nowait(event if queue.qsize() < QUEUE_SIZE else _FELL_BEHIND)
 
-    stop = source(offer)
+    stop = source(offer)  # first: a change while the list is read is not lost
     try:
-        for item in initial:
+        for item in await initial():
             yield line("ADDED", item)
         while not stopping.is_set():
             try:
@@ -93,10 +96,12 @@ async def _until(stopping: asyncio.Event, body: AsyncIterator[bytes]) -> AsyncIt
 def watch(
     source: Source[T],
     translate: Callable[[T], tuple[str, Any] | None],
-    initial: Iterable[Item],
+    initial: Initial,
     stopping: asyncio.Event,
 ) -> StreamingResponse:
-    """The streaming answer of a ``?watch=true`` request."""
+    """The streaming answer of a ``?watch=true`` request: ``initial()`` (the current
+    items) is read once the stream follows ``source``; an item may then come twice, as
+    ADDED and as its change, but none is missed."""
     body = _follow(source, translate, initial, stopping)
     return StreamingResponse(_until(stopping, body), media_type=NDJSON)
 
