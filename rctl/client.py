@@ -117,7 +117,9 @@ class Client:
         blank keep-alive lines skipped."""
         import httpx
 
-        timeout = httpx.Timeout(TIMEOUT, read=None)  # a quiet table is not a dead server
+        # the server sends a blank line every 15 s: three missed is a dead connection, while
+        # a quiet table is not
+        timeout = httpx.Timeout(TIMEOUT, read=45.0)
         try:
             with self.http.stream("GET", path, params=params, timeout=timeout) as response:
                 if response.status_code >= 400:

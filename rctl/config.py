@@ -7,6 +7,7 @@ operator's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,7 +105,9 @@ def save(config: Config) -> Path:
         ],
     }
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()  # a leftover, or a link planted there: never written through
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         yaml.safe_dump(data, out, sort_keys=False)
     os.chmod(temp, 0o600)  # a umask cannot widen it, but an existing temp file could be wider

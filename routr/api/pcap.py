@@ -16,6 +16,7 @@ from routr.core.trace import Record, redact
 _MAGIC = 0xA1B2C3D4
 _LINKTYPE_ETHERNET = 1
 _SNAPLEN = 262_144
+_MAX_PAYLOAD = 65_000
 _MACS = b"\x02\x00\x00\x00\x00\x01" + b"\x02\x00\x00\x00\x00\x02"
 
 
@@ -28,10 +29,17 @@ def _checksum(data: bytes) -> int:
     return int(~total & 0xFFFF)
 
 
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a name (an advertised externAddr): the address is not known here
+        return ipaddress.IPv4Address("0.0.0.0")
+
+
 def _frame(record: Record) -> bytes:
-    src = ipaddress.ip_address(record.origin[0] or "0.0.0.0")
-    dst = ipaddress.ip_address(record.destination[0] or "0.0.0.0")
-    payload = redact(record.data)
+    src, dst = _address(record.origin[0]), _address(record.destination[0])
+    # one datagram carries at most this much; a bigger message (TCP) is cut in the file
+    payload = redact(record.data)[:_MAX_PAYLOAD]
     udp = struct.pack("!HHHH", record.origin[1], record.destination[1], 8 + len(payload), 0)
     if src.version == 4 and dst.version == 4:
         header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp) + len(payload), 0, 0x4000,
