@@ -31,9 +31,11 @@ class LogRing(logging.Handler):
     def __init__(self, size: int = 1000) -> None:
         super().__init__(logging.DEBUG)
         self.records: deque[dict[str, Any]] = deque(maxlen=size)
-        self._followers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = (
-            set()
-        )
+        # replaced whole, never changed in place: records come from worker threads too,
+        # which read it while the loop adds or removes a follower
+        self._followers: tuple[
+            tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]], ...
+        ] = ()
         self._thread = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -43,7 +45,7 @@ class LogRing(logging.Handler):
             self.handleError(record)
             return
         self.records.append(entry)
-        for loop, queue in list(self._followers):
+        for loop, queue in self._followers:
             if threading.get_ident() == self._thread:
                 _offer(queue, entry)
             else:  # a record from a worker thread (asyncio.to_thread)
@@ -59,7 +61,7 @@ class LogRing(logging.Handler):
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_FOLLOW_QUEUE)
         follower = (asyncio.get_running_loop(), queue)
         self._thread = threading.get_ident()
-        self._followers.add(follower)
+        self._followers = (*self._followers, follower)
         try:
             while not stopping.is_set():
                 try:
@@ -67,7 +69,7 @@ class LogRing(logging.Handler):
                 except TimeoutError:
                     yield None
         finally:
-            self._followers.discard(follower)
+            self._followers = tuple(f for f in self._followers if f is not follower)
 
 
 def _offer(queue: asyncio.Queue[dict[str, Any]], entry: dict[str, Any]) -> None:

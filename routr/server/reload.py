@@ -82,16 +82,19 @@ def _with(model: BaseModel, attrs: tuple[str, ...], value: Any) -> Any:
 
 async def reload_server(server: Server) -> dict[str, Any]:
     assert server.provider is not None and server.sip is not None
+    new = None
+    if server.config_path is not None:
+        # read first: a config file that does not load leaves everything as it was
+        try:
+            new = await asyncio.to_thread(load_config, server.config_path)
+        except ConfigError as exc:
+            raise BadRequest(f"nothing reloaded: {exc}") from None
     await server.provider.refresh()
     snapshot = server.provider.current()
     counts = {kind: len(snapshot.items(kind)) for kind in KINDS}
     applied: list[str] = []
     restart: list[str] = []
-    if server.config_path is not None:
-        try:
-            new = await asyncio.to_thread(load_config, server.config_path)
-        except ConfigError as exc:
-            raise BadRequest(f"config not reloaded: {exc}") from None
+    if new is not None:
         old = server.config
         diff = changed_paths(old.model_dump(mode="json", by_alias=True),
                              new.model_dump(mode="json", by_alias=True))  # fmt: skip
