@@ -55,14 +55,19 @@ class LogRing(logging.Handler):
         out = [r for r in self.records if logging.getLevelName(r["level"].upper()) >= level]
         return out[-limit:] if limit else out
 
-    async def follow(self, stopping: asyncio.Event) -> AsyncIterator[dict[str, Any] | None]:
-        """Every record from now on; ``None`` now and then while nothing happens (so a
-        stream can tell a gone client), until ``stopping`` is set."""
+    async def follow(
+        self, stopping: asyncio.Event, level: int = logging.DEBUG, backlog: int = 0
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """The last ``backlog`` records of ``level`` or above, then every record from now
+        on; ``None`` now and then while nothing happens (so a stream can tell a gone
+        client), until ``stopping`` is set."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_FOLLOW_QUEUE)
         follower = (asyncio.get_running_loop(), queue)
         self._thread = threading.get_ident()
-        self._followers = (*self._followers, follower)
+        self._followers = (*self._followers, follower)  # first: nothing falls in between
         try:
+            for record in self.recent(level, backlog) if backlog else ():
+                yield record
             while not stopping.is_set():
                 try:
                     yield await asyncio.wait_for(queue.get(), timeout=1.0)

@@ -115,15 +115,12 @@ async def logs(
 ) -> Response:
     ctx = ctx_of(request)
     threshold = LEVELS[level]
-    recent = ctx.logs.recent(threshold, limit)
     if not follow:
-        return JSONResponse(envelope(200, recent))
+        return JSONResponse(envelope(200, ctx.logs.recent(threshold, limit)))
 
     async def body() -> AsyncIterator[bytes]:
-        for entry in recent:
-            yield streams.line("ADDED", entry)
         quiet = 0.0
-        async for record in ctx.logs.follow(ctx.stopping):
+        async for record in ctx.logs.follow(ctx.stopping, threshold, limit):
             if record is None:
                 quiet += 1
                 if quiet >= streams.KEEPALIVE_SECONDS:
