@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import weakref
 from collections.abc import Iterator
 
@@ -41,6 +42,7 @@ class RoutrCollector:
         self._ctx = weakref.ref(ctx)
         #: Counted by :func:`render` before the scrape (the location store is async).
         self.bindings: int | None = None
+        self.counted_at = float("-inf")
 
     def collect(self) -> Iterator[Metric]:
         ctx = self._ctx()
@@ -190,14 +192,22 @@ def _registry(ctx: ApiContext) -> tuple[CollectorRegistry, RoutrCollector]:
     return found
 
 
+BINDINGS_EVERY = 5.0  # seconds between two counts of the bindings
+
+
 async def render(ctx: ApiContext) -> tuple[bytes, str]:
     """The Prometheus text exposition of ``ctx``'s server and its media type."""
     registry, collector = _registry(ctx)
     sip = ctx.sip
-    try:
-        collector.bindings = len(await sip.location.list(sip.clock()))
-    except Exception as exc:  # an unreachable store must not take the other metrics along
-        _log.warning("metrics: cannot count the bindings: %s", exc)
-        collector.bindings = None
+    now = time.monotonic()
+    # Counting reads every binding (all of Redis with that store): at most once in a while
+    # however often, and by whom, /metrics is asked.
+    if now - collector.counted_at >= BINDINGS_EVERY:
+        collector.counted_at = now
+        try:
+            collector.bindings = len(await sip.location.list(sip.clock()))
+        except Exception as exc:  # an unreachable store must not take the other metrics along
+            _log.warning("metrics: cannot count the bindings: %s", exc)
+            collector.bindings = None
     # No await from here on: a concurrent scrape cannot change ``bindings`` meanwhile.
     return generate_latest(registry), CONTENT_TYPE_LATEST

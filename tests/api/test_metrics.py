@@ -114,8 +114,12 @@ def test_register_options_and_a_bad_message_move_their_counters(start: Factory) 
         bad = options(target, local=client.local).replace(b" OPTIONS\r\n", b" OPTIONS x\r\n")
         assert client.request(bad).status == 400
 
+    # the bindings are counted at most every 5 s (metrics.BINDINGS_EVERY)
     after = eventually(
-        routr, lambda s: value(s, "routr_sip_handling_seconds_count") == 6, timeout=5
+        routr,
+        lambda s: value(s, "routr_sip_handling_seconds_count") == 6
+        and value(s, "routr_bindings") == 1,
+        timeout=12,
     )
     assert value(after, "routr_sip_requests_total", method="REGISTER") == 4
     assert value(after, "routr_sip_requests_total", method="OPTIONS") == 2
