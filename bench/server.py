@@ -23,8 +23,10 @@ class BenchServer:
 
     def __init__(self, protocols: tuple[str, ...] = ("udp",), spec: dict[str, Any] | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="routr-bench-"))
+        # the API on a free port too: 4567 may be taken by a routr already running here
         config = {"spec": {"bindAddr": "127.0.0.1",
                            "transport": [{"protocol": p, "port": 0} for p in protocols],
+                           "restService": {"port": 0},
                            **(spec or {})}}  # fmt: skip
         (self.dir / "config.yml").write_text(yaml.safe_dump(config))
         self.ports: dict[str, int] = {}
