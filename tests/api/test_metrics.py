@@ -117,8 +117,9 @@ def test_register_options_and_a_bad_message_move_their_counters(start: Factory) 
     # the bindings are counted at most every 5 s (metrics.BINDINGS_EVERY)
     after = eventually(
         routr,
-        lambda s: value(s, "routr_sip_handling_seconds_count") == 6
-        and value(s, "routr_bindings") == 1,
+        lambda s: (
+            value(s, "routr_sip_handling_seconds_count") == 6 and value(s, "routr_bindings") == 1
+        ),
         timeout=12,
     )
     assert value(after, "routr_sip_requests_total", method="REGISTER") == 4
