@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from routr.data.filters import compile_filter
@@ -25,44 +26,60 @@ _CHUNK = 1000
 router = APIRouter(tags=["live"])
 
 
-def _page(
-    items: list[dict[str, Any]], filter: str | None, page: int, per_page: int
-) -> JSONResponse:
-    matches = compile_filter(filter)
-    found = [item for item in items if matches(item)]
-    start = (page - 1) * per_page
-    body = envelope(
-        200, found[start : start + per_page], meta=page_meta(page, per_page, len(found))
-    )
-    return JSONResponse(body)
-
-
 _FILTER = Query(None, description="JsonPath predicate, e.g. @.aor == 'sip:1001@sip.local'")
 _PAGE = Query(1, ge=1)
 _PER_PAGE = Query(30, ge=1, le=MAX_PAGE)
 
 
-@router.get("/location", summary="Bindings: who is registered where", responses=DOCUMENTED)
-async def location(
-    request: Request,
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a live list is asked for: ``filter``, ``page``, ``itemsPerPage``."""
+
+    filter: str | None
+    page: int
+    per_page: int
+
+    def answer(self, items: list[dict[str, Any]]) -> JSONResponse:
+        """The page of ``items`` that match, with ``meta``."""
+        matches = compile_filter(self.filter)
+        found = [item for item in items if matches(item)]
+        start = (self.page - 1) * self.per_page
+        shown = found[start : start + self.per_page]
+        return JSONResponse(
+            envelope(200, shown, meta=page_meta(self.page, self.per_page, len(found)))
+        )
+
+
+def listing(
     filter: str | None = _FILTER,
     page: int = _PAGE,
     itemsPerPage: int = _PER_PAGE,
+) -> Listing:
+    return Listing(filter, page, itemsPerPage)
+
+
+LISTING = Depends(listing)
+
+
+@router.get("/location", summary="Bindings: who is registered where", responses=DOCUMENTED)
+async def location(
+    request: Request,
+    q: Listing = LISTING,
     watch: bool = False,
 ) -> Response:
     ctx = ctx_of(request)
     clock = ctx.sip.clock
-    matches = compile_filter(filter)
+    matches = compile_filter(q.filter)
     if not watch:
         bindings = await ctx.store.list()
-        if not filter:
+        if not q.filter:
             # only the page is turned into dicts: 10,000 of them cost the loop ~130 ms
-            start = (page - 1) * itemsPerPage
+            start = (q.page - 1) * q.per_page
             now = clock()
-            shown = [b.to_dict(now) for b in bindings[start : start + itemsPerPage]]
-            meta = page_meta(page, itemsPerPage, len(bindings))
+            shown = [b.to_dict(now) for b in bindings[start : start + q.per_page]]
+            meta = page_meta(q.page, q.per_page, len(bindings))
             return JSONResponse(envelope(200, shown, meta=meta))
-        return _page(await _dicts(bindings, clock()), filter, page, itemsPerPage)
+        return q.answer(await _dicts(bindings, clock()))
 
     async def initial() -> list[dict[str, Any]]:
         items = await _dicts(await ctx.store.list(), clock())
@@ -112,16 +129,14 @@ def _bus_source(request: Request, kinds: str) -> streams.Source[Event]:
 @router.get("/registry", summary="Outbound registrations to Gateways", responses=DOCUMENTED)
 async def registry(
     request: Request,
-    filter: str | None = _FILTER,
-    page: int = _PAGE,
-    itemsPerPage: int = _PER_PAGE,
+    q: Listing = LISTING,
     watch: bool = False,
 ) -> Response:
     ctx = ctx_of(request)
     items = ctx.sip.registrations()
     if not watch:
-        return _page(items, filter, page, itemsPerPage)
-    matches = compile_filter(filter)
+        return q.answer(items)
+    matches = compile_filter(q.filter)
 
     def change(event: Event) -> tuple[str, Any] | None:
         ref = getattr(event, "ref", None)
@@ -139,16 +154,14 @@ async def registry(
 @router.get("/calls", summary="Calls in progress and recent ones", responses=DOCUMENTED)
 async def calls(
     request: Request,
-    filter: str | None = _FILTER,
-    page: int = _PAGE,
-    itemsPerPage: int = _PER_PAGE,
+    q: Listing = LISTING,
     watch: bool = False,
 ) -> Response:
     ctx = ctx_of(request)
     now_items = ctx.sip.calls_in_progress()
     if not watch:
-        return _page(now_items + ctx.sip.recent_calls(), filter, page, itemsPerPage)
-    matches = compile_filter(filter)
+        return q.answer(now_items + ctx.sip.recent_calls())
+    matches = compile_filter(q.filter)
 
     def change(event: Event) -> tuple[str, Any] | None:
         call_id = getattr(event, "call_id", None)
@@ -171,11 +184,9 @@ async def calls(
 @router.get("/bans", summary="Addresses banned (floods, password guessing)", responses=DOCUMENTED)
 async def bans(
     request: Request,
-    filter: str | None = _FILTER,
-    page: int = _PAGE,
-    itemsPerPage: int = _PER_PAGE,
+    q: Listing = LISTING,
 ) -> JSONResponse:
-    return _page(ctx_of(request).sip.bans(), filter, page, itemsPerPage)
+    return q.answer(ctx_of(request).sip.bans())
 
 
 @router.delete("/bans/{ip}", summary="Lift a ban", responses=DOCUMENTED)
