@@ -338,7 +338,8 @@ class SipService:
         self.io.send_back(data, source, dest)
 
     def send(self, message: Message, hop: Hop, on_error: Callable[[], None]) -> None:
-        if self.traces.on:
+        # only a traced call's messages pay for the local address and a second serialization
+        if self.traces.on and self.traces.traced(message):
             _, host, port = self.io.via_for(hop)
             self.traces.outgoing(message, message.to_bytes, hop.transport, (host, port),
                                  (hop.host, hop.port), self.clock())  # fmt: skip

@@ -97,6 +97,11 @@ class Traces:
                 return
         self._add(trace, Record(now, "in", transport, origin, local, data))
 
+    def traced(self, message: Message) -> bool:
+        """Whether ``message`` belongs to a call being traced (cheap: one header, one dict)."""
+        call_id = message.get("call-id")
+        return call_id is not None and call_id in self._traces
+
     def outgoing(self, message: Message, data: Callable[[], bytes], transport: str,
                  local: Address, destination: Address, now: float) -> None:  # fmt: skip
         """``data`` is called only for a traced call: serializing costs."""
