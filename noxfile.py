@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``."""
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``fuzz``."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "routr", "rctl", "tests", "bench", "noxfile.py")
-    session.run("ruff", "format", "--check", "routr", "rctl", "tests", "bench", "noxfile.py")
+    paths = ("routr", "rctl", "tests", "bench", "fuzz", "noxfile.py")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[lint,test]")
     session.run("mypy")
+    session.run("mypy", "fuzz")  # scripts, not a package: checked on their own
 
 
 @nox.session
@@ -34,3 +36,11 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: parser micro-benchmarks and SIPp against the real server."""
     session.install("-e", ".")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Atheris on the message, URI, digest and framing targets, one after the other:
+    ``nox -s fuzz -- [--minutes M] [TARGET ...]`` (8 minutes each by default)."""
+    session.install("-e", ".", "atheris>=2.3")
+    session.run("python", "fuzz/run.py", *session.posargs)

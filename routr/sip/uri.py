@@ -286,6 +286,7 @@ def hostport(host: str, port: int) -> str:
     return f"{host_ref(host)}:{port}"
 
 
+_ERRORS = "surrogateescape"
 # RFC 3261 §25.1 user = 1*( unreserved / escaped / user-unreserved ).
 _USER_SAFE = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+$,;?/"
@@ -296,6 +297,9 @@ def escape_user(user: str) -> str:
     """The user part of a SIP URI with every character that needs it ``%HH``-escaped."""
     if all(ch in _USER_SAFE for ch in user):
         return user
+    # surrogateescape: a user read from the wire as "%80" unescapes to a lone surrogate,
+    # which goes back out as the byte it stood for.
     return "".join(
-        ch if ch in _USER_SAFE else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in user
+        ch if ch in _USER_SAFE else "".join(f"%{b:02X}" for b in ch.encode("utf-8", _ERRORS))
+        for ch in user
     )
