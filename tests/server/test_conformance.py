@@ -18,8 +18,6 @@ import csv
 import importlib.util
 import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
 import warnings
@@ -29,7 +27,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 import pytest
-from support.server import RoutrProcess
+from support.server import NamespacedRoutr, network_namespace
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT = Path(__file__).with_name("conformance_client.py")
@@ -72,13 +70,6 @@ PARAMS = [pytest.param(c, id=f"{c.corpus}-{c.name}-{c.transport}") for c in CASE
 ]
 
 
-def _unavailable(reason: str) -> None:
-    """Skip, or fail on CI where the namespace is required."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the conformance test must run)")
-    pytest.skip(reason)
-
-
 def _client_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("conformance_client", CLIENT)
     assert spec is not None and spec.loader is not None
@@ -92,59 +83,12 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
 
 
-class NamespacedRoutr(RoutrProcess):
-    """``routr-server`` started with ``ip netns exec NS``."""
-
-    def __init__(self, workdir: Path, netns: str) -> None:
-        super().__init__(
-            workdir, ("udp", "tcp"), env=_env(), launcher=("ip", "netns", "exec", netns)
-        )
-        self.netns = netns
-
-    def problems(self) -> list[str]:
-        """Log lines with an exception, a traceback or an error."""
-        bad = []
-        for raw in self.raw:
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                entry = None
-            if not isinstance(entry, dict):
-                if raw.strip():
-                    bad.append(raw)  # not our JSON: a crash's stderr
-                continue
-            if (
-                "exc" in entry
-                or entry.get("level") in ("error", "critical")
-                or ("Traceback" in raw or "handler failed" in raw)
-            ):
-                bad.append(raw)
-        return bad
-
-
 @pytest.fixture(scope="module")
 def netns() -> Iterator[str]:
     if not CASES:
         pytest.skip(MISSING)
-    if os.geteuid() != 0:
-        _unavailable("needs root for a network namespace (ip netns)")
-    if shutil.which("ip") is None:
-        _unavailable("needs iproute2 (the ip command) for a network namespace")
-    name = f"routr-conf-{secrets.token_hex(4)}"
-    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
-    if made.returncode != 0:
-        _unavailable(f"ip netns add failed: {made.stderr.strip()}")
-    try:
-        up = subprocess.run(
-            ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
-            capture_output=True,
-            text=True,
-        )
-        if up.returncode != 0:
-            _unavailable(f"ip netns exec failed: {up.stderr.strip()}")
+    with network_namespace("routr-conf") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 class Run(NamedTuple):
@@ -160,7 +104,7 @@ def run(netns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     try:
         for i in range(client.servers_needed(CORPUS)):
             workdir = tmp_path_factory.mktemp(f"conformance{i}")
-            servers.append(NamespacedRoutr(workdir, netns).start())
+            servers.append(NamespacedRoutr(workdir, netns, env=_env()).start())
         cmd = ["ip", "netns", "exec", netns, sys.executable, str(CLIENT), "--corpus",
                str(CORPUS), "--timeout", str(TIMEOUT)]  # fmt: skip
         for server in servers:
