@@ -9,6 +9,7 @@ atheris and is how a crash found is checked again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -149,9 +150,22 @@ class _IO:
         return ("udp", "127.0.0.1", 5060)
 
 
+class _Failures(logging.Handler):
+    """Keeps what routr logs as an error: its handlers catch what they raise, so an
+    exception inside the service shows only as a logged traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 class Service:
     """A whole routr SIP service (one domain, two agents) behind a fake I/O, rebuilt every
-    ``fresh_every`` inputs so transactions that never end do not pile up."""
+    ``fresh_every`` inputs so transactions that never end do not pile up. An error it logs
+    (a caught exception) is raised from :meth:`feed` as a crash."""
 
     # An untrusted source, with bans far away: every input reaches the parser.
     SPEC: dict[str, Any] = {
@@ -167,6 +181,11 @@ class Service:
         self.loop = asyncio.new_event_loop()
         self._left = 0
         self._t = 1_000.0
+        self._failures = _Failures()
+        log = logging.getLogger("routr")
+        log.addHandler(self._failures)
+        log.setLevel(logging.ERROR)  # no time spent on the lines below
+        log.propagate = False
         self._build()
 
     def _build(self) -> None:
@@ -209,3 +228,8 @@ class Service:
         self.sip.on_data(data, _Source("10.0.0.5", 5070, protocol))
         while self.io.work:
             self.loop.run_until_complete(self.io.work.pop(0))
+        if self._failures.records:
+            record = self._failures.records[0]
+            self._failures.records.clear()
+            text = logging.Formatter().format(record)
+            raise AssertionError(f"routr logged an error for this input:\n{text}")

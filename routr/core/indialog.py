@@ -142,7 +142,10 @@ class DialogRoutes:
 
     def _token_ok(self, uri: SipURI, request: Request) -> bool:
         token = uri.params.get("r")
-        return token is not None and hmac.compare_digest(token, self.token(request.call_id))
+        # As bytes: compare_digest refuses str with non-ASCII, which a forged Route can hold.
+        return token is not None and hmac.compare_digest(
+            token.encode("utf-8", "surrogateescape"), self.token(request.call_id).encode()
+        )
 
     # -- admission --------------------------------------------------------------------------
 

@@ -3,6 +3,19 @@ with the smallest input that showed it."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+import pytest
+from support.fake_io import FakeIO, FakeSource
+
+from routr.core.identity import Identity
+from routr.core.service import SipService
+from routr.data.index import Index
+from routr.data.secrets import Secrets
+from routr.data.snapshot import Snapshot
+from routr.location import MemoryStore
+from routr.models.config import Config
 from routr.sip.uri import SipURI, escape_user, parse_uri
 
 
@@ -13,3 +26,33 @@ def test_escape_user_takes_back_an_escaped_non_utf8_byte() -> None:
     assert isinstance(uri, SipURI) and uri.user_unescaped is not None
     assert escape_user(uri.user_unescaped) == "%80"
     assert escape_user("caf\u00e9 \udcff") == "caf%C3%A9%20%FF"
+
+
+def test_a_route_token_with_non_ascii_is_refused_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # hmac.compare_digest raised TypeError on a str with non-ASCII: an in-dialog request
+    # with a forged Route to us (r=\xe9) ended in "routing BYE failed" with a traceback.
+    io = FakeIO(t=1_000.0)
+    sip = SipService(
+        Config.model_validate({"spec": {"security": {"trusted": []}}}),
+        io,
+        clock=io.now,
+        emit=lambda event: None,
+        secrets=Secrets.derive(b"test master", "test"),
+        index=lambda: Index(Snapshot.of([])),
+        location=MemoryStore(clock=io.now),
+        identity=Identity.of({"127.0.0.1"}, {5060}, set()),
+    )
+    bye = (
+        "BYE sip:1002@10.0.0.7:5062 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bKabc;rport\r\n"
+        "Max-Forwards: 70\r\nRoute: <sip:127.0.0.1:5060;lr;r=\xe9\xe9>\r\n"
+        "From: <sip:1001@sip.local>;tag=a\r\nTo: <sip:1002@sip.local>;tag=b\r\n"
+        "Call-ID: x1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    ).encode("latin-1")
+    with caplog.at_level(logging.ERROR, logger="routr"):
+        sip.on_data(bye, FakeSource("10.0.0.5", 5070))
+        asyncio.run(io.run_work())
+    assert not caplog.records, caplog.text
+    assert [(r.status, r.reason) for r in io.replies] == [(403, "Route Not Recorded Here")]
