@@ -80,6 +80,15 @@ def _sip(ctx: ApiContext) -> Iterator[Metric]:
     for status, n in sorted(stats.parse_errors.items()):
         parse_errors.add_metric([str(status)], n)
     yield parse_errors
+    hits = CounterMetricFamily(
+        "routr_limit_hits",
+        "Times a limit of spec.security.limits (and maxMessageSize, "
+        "maxConnectionsPerSource, ex_maxContact) was hit, by limit (docs/limits.md).",
+        labels=["limit"],
+    )
+    for limit, n in stats.limit_hits.counts.items():
+        hits.add_metric([limit], n)
+    yield hits
     counters = sip.counters
     yield CounterMetricFamily(
         "routr_sip_rejected",

@@ -32,6 +32,7 @@ from routr.core.gateway_auth import credentials_at
 from routr.core.gateways import GatewayRegistry
 from routr.core.guard import Guard
 from routr.core.identity import Identity
+from routr.core.limits import ServerTable
 from routr.core.nat import fix_contact, reply_address, stamp_via
 from routr.core.proxy import Proxy
 from routr.core.registrar import Registrar
@@ -46,11 +47,15 @@ from routr.location import LocationStore
 from routr.models.config import Config
 from routr.sip.address import Via, parse_via
 from routr.sip.digest import NonceIssuer
-from routr.sip.errors import MessageTooLarge, ParseError, VersionNotSupported
+from routr.sip.errors import LimitExceeded, MessageTooLarge, ParseError, VersionNotSupported
+from routr.sip.limits import LimitHits, MessageLimits
 from routr.sip.message import Message, Request, Response, parse_message
+from routr.sip.transaction import server_key
 from routr.sip.uri import SipURI
 
 _log = logging.getLogger("routr.sip")
+#: Seconds a source over maxTransactionsPerSource is asked to wait (503 Retry-After).
+RETRY_AFTER = 5
 
 
 class ServiceIO(Protocol):
@@ -103,6 +108,7 @@ class SipService:
         index: Callable[[], Index],
         location: LocationStore,
         identity: Identity,
+        limit_hits: LimitHits | None = None,
     ) -> None:
         spec = config.spec
         security = spec.security
@@ -121,7 +127,14 @@ class SipService:
         #: refused and dropped messages, logged once per source and reason a while
         self.drops = DropLog(_log, clock)
         #: By method, status class, parse error and handling time (``GET /metrics``).
-        self.stats = SipStats()
+        self.stats = SipStats(limit_hits)
+        limits = security.limits
+        self.message_limits = MessageLimits(
+            headers=limits.max_headers,
+            vias=limits.max_vias,
+            routes=limits.max_routes,
+            contacts=limits.max_contacts,
+        )
         trace = spec.trace
         #: The SIP messages of recent calls (``GET /calls/{id}/trace``).
         self.traces = Traces(
@@ -152,7 +165,7 @@ class SipService:
             spec.registrar,
             nonces,
             internal=spec.registrar_intf == "Internal",
-            emit=emit,
+            emit=self._registrar_event,
             failures=failures,
         )
         self.peers = PeerAddresses()
@@ -183,6 +196,9 @@ class SipService:
             gateway_credentials=lambda hop: credentials_at(index(), hop.host, hop.port),
             calls=self.calls,
         )
+        #: The proxy's server transactions, counted per source (maxTransactionsPerSource).
+        self.transactions = ServerTable(limits.max_transactions_per_source)
+        self.proxy.servers = self.transactions
         self.gateways = GatewayRegistry(self, Hop, user_agent=self.user_agent, emit=emit)
         self.dispatcher = Dispatcher(
             identity, self.user_agent, self.reply, proxy=self.proxy.on_request,
@@ -230,7 +246,9 @@ class SipService:
         try:
             if len(data) > self.max_message_size:
                 raise MessageTooLarge("Message Too Large", message=_salvage(data))
-            message = parse_message(data, datagram=source.protocol == "udp")
+            message = parse_message(
+                data, datagram=source.protocol == "udp", limits=self.message_limits
+            )
             if isinstance(message, Response):
                 self.counters.responses += 1
                 self.stats.responses_received[message.status // 100] += 1
@@ -248,11 +266,16 @@ class SipService:
             message.check()
             if denied:
                 raise ParseError("Forbidden By ACL", status=403, message=message)
+            if self.transactions.full(source.ip) and not self._continues(message):
+                raise LimitExceeded("Too Many Transactions", limit="transactions", status=503,
+                                    message=message, retry_after=RETRY_AFTER)  # fmt: skip
             self._trace_in(message, data, source)  # past the guard, the ACL and the scanners
             stamp_via(message, source.ip, source.port)
             if message.method != "REGISTER":
                 fix_contact(message, source.protocol, source.ip, source.port)
         except ParseError as exc:
+            if isinstance(exc, LimitExceeded):
+                self.stats.limit_hits.hit(exc.limit)
             if not denied or exc.status != 403:  # the ACL's 403 is no parse error
                 self.stats.parse_error(exc.status)
             self._reject(exc, source)
@@ -260,6 +283,16 @@ class SipService:
         work = self.dispatcher.on_request(message, source)
         if work is not None:
             self.io.spawn(work)  # type: ignore[arg-type]
+
+    def _continues(self, request: Request) -> bool:
+        """An ACK or a retransmission: no new transaction, so never refused by the limit."""
+        return request.method == "ACK" or server_key(request) in self.transactions
+
+    def _registrar_event(self, event: Event) -> None:
+        # A binding pushed out by ex_maxContact is the bindings-per-AOR limit's hit.
+        if getattr(event, "reason", None) == "replaced":
+            self.stats.limit_hits.hit("bindings")
+        self.emit(event)
 
     def _trace_in(self, message: Message, data: bytes, source: SourceLike) -> None:
         if self.traces.on:
@@ -299,9 +332,10 @@ class SipService:
                 return
             dest = source.ip, (source.port if "rport" in via.params else via.port or 5060)
         try:
-            response = request.response(
-                exc.status, exc.reason, headers=[("Server", self.user_agent)]
-            )
+            extra = [("Server", self.user_agent)]
+            if isinstance(exc, LimitExceeded) and exc.retry_after is not None:
+                extra.append(("Retry-After", str(exc.retry_after)))
+            response = request.response(exc.status, exc.reason, headers=extra)
         except ParseError:
             self._dropped(source, f"{exc.reason} (no route back)")
             return

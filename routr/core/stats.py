@@ -9,6 +9,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Final
 
+from routr.sip.limits import LimitHits
+
 #: Methods counted under their own name; any other goes to ``OTHER``, so that a peer
 #: sending made-up methods cannot grow the metric's label set.
 METHODS: Final = (
@@ -30,13 +32,16 @@ class SipStats:
     __slots__ = (
         "latency",
         "latency_sum",
+        "limit_hits",
         "parse_errors",
         "requests",
         "responses_received",
         "responses_sent",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, limit_hits: LimitHits | None = None) -> None:
+        #: Shared with the transports, which count the limits they enforce in it too.
+        self.limit_hits = limit_hits if limit_hits is not None else LimitHits()
         self.requests: dict[str, int] = dict.fromkeys((*METHODS, OTHER), 0)
         # Indexed by status // 100; the parser admits 100-999, so ten slots, 0 unused.
         self.responses_received = [0] * 10

@@ -194,6 +194,20 @@ class AuthFailureBan(_Model):
     ban_seconds: float = Field(default=900, ge=0, alias="banSeconds")
 
 
+class Limits(_Model):
+    """Bounds on what one message or one source may make routr hold (docs/limits.md)."""
+
+    max_headers: int = Field(default=256, ge=16, le=10_000, alias="maxHeaders")
+    max_vias: int = Field(default=70, ge=1, le=10_000, alias="maxVias")
+    max_routes: int = Field(default=70, ge=1, le=10_000, alias="maxRoutes")
+    max_contacts: int = Field(default=32, ge=1, le=10_000, alias="maxContacts")
+    max_transactions_per_source: int = Field(default=1000, ge=1, alias="maxTransactionsPerSource")
+    max_ws_frame_size: int = Field(default=65535, ge=1024, le=1 << 20, alias="maxWsFrameSize")
+    handshake_timeout: float = Field(default=10, gt=0, le=300, alias="handshakeTimeout")
+    message_timeout: float = Field(default=20, gt=0, le=3600, alias="messageTimeout")
+    max_pending_lookups: int = Field(default=100, ge=1, alias="maxPendingLookups")
+
+
 def _md5_only() -> list[DigestAlgorithm]:
     return ["MD5"]
 
@@ -209,6 +223,7 @@ class Security(_Model):
     # Above the default maxExpires: a client registered over TCP/TLS/WS may stay quiet
     # until its refresh, and its connection is the only way to reach it.
     idle_timeout: float = Field(default=3900, gt=0, alias="idleTimeout")
+    limits: Limits = Field(default_factory=Limits)
     # MD5 alone by default: clients built on libre 1.x (baresip), sipsak 0.9 and SIPp 3.6
     # give up on a challenge as soon as any WWW-Authenticate names SHA-256, even when an MD5
     # one is offered too. Deployments whose phones all do RFC 8760 list SHA-256 first.

@@ -40,6 +40,7 @@ from routr.models.config import Config
 from routr.models.resources import User
 from routr.server.io import TransportIO
 from routr.server.reload import reload_server
+from routr.sip.limits import LimitHits
 from routr.transport.manager import BindError, ListenerSpec, TransportManager, bind_failure
 from routr.transport.routes import host_addresses
 from routr.transport.scheduler import Scheduler
@@ -174,16 +175,23 @@ class Server:
             {*([spec.extern_addr] if spec.extern_addr else []), *await host_addresses()},
         )
         self.scheduler = scheduler = Scheduler(asyncio.get_running_loop())
+        limits = spec.security.limits
+        hits = LimitHits()  # one count of every limit's hits, transports and core alike
         self.transports = TransportManager(
             scheduler,
             max_message_size=spec.security.max_message_size,
             max_connections_per_source=spec.security.max_connections_per_source,
             idle_timeout=spec.security.idle_timeout,
             ssl_context=ssl_context,
+            handshake_timeout=limits.handshake_timeout,
+            message_timeout=limits.message_timeout,
+            max_ws_frame_size=limits.max_ws_frame_size,
+            limit_hits=hits,
         )
         self.io = TransportIO(
             self.transports, scheduler, identity,
             extern_addr=spec.extern_addr, localnets=spec.localnets,
+            max_pending_lookups=limits.max_pending_lookups,
         )  # fmt: skip
         try:
             keys = await load_secrets(self.provider, spec.security.secret)
@@ -200,6 +208,7 @@ class Server:
                 index=lambda: live.index,
                 location=self.store,
                 identity=identity,
+                limit_hits=hits,
             )
         except AclError as exc:
             await self._close_stores()

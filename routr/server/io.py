@@ -40,6 +40,7 @@ class TransportIO:
         *,
         extern_addr: str | None = None,
         localnets: list[str] | None = None,
+        max_pending_lookups: int = 100,
     ) -> None:
         self.transports = transports
         self.scheduler = scheduler
@@ -47,6 +48,10 @@ class TransportIO:
         self.extern_addr = extern_addr
         self.localnets = [ipaddress.ip_network(n, strict=False) for n in localnets or []]
         self._tasks: set[asyncio.Task[None]] = set()
+        #: getaddrinfo runs in the loop's few executor threads; lookups past the bound
+        #: would only queue there (and hold their messages), so they fail at once instead.
+        self.max_pending_lookups = max_pending_lookups
+        self.lookups = 0
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
         return self.scheduler.call_at(when, callback)
@@ -111,12 +116,20 @@ class TransportIO:
         """Name resolution and connection set-up, off the hot path."""
         host = hop.host
         if not is_ip(host):
+            if self.lookups >= self.max_pending_lookups:
+                self.transports.limit_hits.hit("dns_lookups")
+                _log.info("not resolving %s: %d lookups pending already", host, self.lookups)
+                on_error()
+                return
+            self.lookups += 1
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, hop.port)
             except OSError as exc:
                 _log.info("cannot resolve %s: %s", host, exc)
                 on_error()
                 return
+            finally:
+                self.lookups -= 1
             host = str(infos[0][4][0])
         local = self._udp_local(host) if hop.transport == "udp" else None
         sent = await self.transports.send(

@@ -36,10 +36,34 @@ class ParseError(SipError):
         self.message = message
 
 
-class MessageTooLarge(ParseError):
+class LimitExceeded(ParseError):
+    """A message or a source went past one of routr's limits (``limit`` names it, as in
+    ``routr_limit_hits_total{limit=...}``); ``retry_after`` seconds go in a 503's
+    Retry-After."""
+
+    limit: str = ""
+    retry_after: int | None = None
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        limit: str | None = None,
+        status: int | None = None,
+        message: Message | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(reason, status=status, message=message)
+        if limit is not None:
+            self.limit = limit
+        self.retry_after = retry_after
+
+
+class MessageTooLarge(LimitExceeded):
     """The message (or its header block) is bigger than allowed: 513."""
 
     status = 513
+    limit = "message_size"
 
 
 class UnsupportedURIScheme(ParseError):

@@ -45,6 +45,13 @@ class StreamFramer:
         """Bytes received but not yet part of a whole message."""
         return len(self._buf)
 
+    @property
+    def partial(self) -> bool:
+        """A message has begun and is not whole yet (line ends between messages, which
+        may become a keep-alive ping, do not count)."""
+        buf = self._buf
+        return bool(buf) and buf[0] != 13 and buf[0] != 10
+
     def feed(self, data: bytes) -> list[bytes | KeepAlive]:
         """Add ``data``; return the complete items now available, in order.
 

@@ -22,6 +22,7 @@ from routr.sip.address import (
 )
 from routr.sip.errors import MessageTooLarge, NotImplementedMethod, ParseError, VersionNotSupported
 from routr.sip.headers import _KEY_CACHE, canonical_name, header_key, parse_uint, split_values
+from routr.sip.limits import MessageLimits
 from routr.sip.uri import URI, SipURI, parse_uri
 
 Header = tuple[str, str, str]
@@ -421,12 +422,19 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
-def parse_message(data: bytes, *, max_size: int | None = None, datagram: bool = True) -> Message:
+def parse_message(
+    data: bytes,
+    *,
+    max_size: int | None = None,
+    datagram: bool = True,
+    limits: MessageLimits | None = None,
+) -> Message:
     """Parse one message.
 
     ``datagram`` selects RFC 3261 §18.3 rules for UDP: octets past Content-Length are
-    dropped and a Content-Length beyond the data is an error. Raises :class:`ParseError`;
-    when the start line and headers were read, the error carries the message.
+    dropped and a Content-Length beyond the data is an error. ``limits`` bounds the
+    header counts (:class:`LimitExceeded`). Raises :class:`ParseError`; when the start
+    line and headers were read, the error carries the message.
     """
     if max_size is not None and len(data) > max_size:
         raise MessageTooLarge("Message Too Large")
@@ -469,6 +477,8 @@ def parse_message(data: bytes, *, max_size: int | None = None, datagram: bool = 
             name = name.rstrip()  # never empty: the line does not start with whitespace
         append((known.get(name) or key_of(name), name, value.strip()))
     message = _start(start, headers)
+    if limits is not None:
+        limits.check(message, head.count(","))
     length_text = None
     for k, _, value in headers:
         if k == "content-length":

@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from routr.sip.limits import LimitHits
 from routr.transport.base import STREAM_PROTOCOLS, Connection, MessageHandler, Source
 from routr.transport.scheduler import Scheduler, Timer
 from routr.transport.stream import StreamConnection, stream_factory
@@ -77,6 +78,10 @@ class TransportManager:
         max_connections_per_source: int = 256,
         idle_timeout: float = 600.0,
         ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout: float = 10.0,
+        message_timeout: float = 20.0,
+        max_ws_frame_size: int = 65535,
+        limit_hits: LimitHits | None = None,
     ) -> None:
         self.handler: MessageHandler = _unstarted
         self.scheduler = scheduler
@@ -84,6 +89,12 @@ class TransportManager:
         self.max_connections_per_source = max_connections_per_source
         self.idle_timeout = idle_timeout
         self.ssl_context = ssl_context
+        #: TLS handshake and WebSocket upgrade, from accept (spec.security.limits)
+        self.handshake_timeout = handshake_timeout
+        #: from a message's first byte to its last, on accepted stream connections
+        self.message_timeout = message_timeout
+        self.max_ws_frame_size = max_ws_frame_size
+        self.limit_hits = limit_hits if limit_hits is not None else LimitHits()
         self.listeners: list[Listener] = []
         self.connections: dict[int, Connection] = {}
         self._by_remote: dict[tuple[str, str, int], Connection] = {}
@@ -122,10 +133,11 @@ class TransportManager:
             if spec.protocol in ("tcp", "tls"):
                 ctx = self.ssl_context if spec.protocol == "tls" else None
                 server = await loop.create_server(
-                    stream_factory(spec.protocol, self, self.handler),
+                    stream_factory(spec.protocol, self, self.handler, accepted=True),
                     spec.host,
                     spec.port,
                     ssl=ctx,
+                    ssl_handshake_timeout=self.handshake_timeout if ctx is not None else None,
                     reuse_address=True,
                     backlog=1024,
                 )
@@ -183,6 +195,7 @@ class TransportManager:
         ip = conn.remote[0]
         count = self._per_source.get(ip, 0)
         if count >= self.max_connections_per_source:
+            self.limit_hits.hit("connections")
             if ip not in self._refused_logged:
                 self._refused_logged.add(ip)
                 _log.warning(

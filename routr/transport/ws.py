@@ -1,22 +1,35 @@
-"""SIP over WebSocket (RFC 7118): one WebSocket message, one SIP message."""
+"""SIP over WebSocket (RFC 7118): one WebSocket message, one SIP message.
+
+Limits (``spec.security.limits``): a frame or message over ``maxWsFrameSize`` closes the
+connection with 1009; the TLS handshake (WSS) and the HTTP upgrade must be done within
+``handshakeTimeout`` of accept, and a frame or fragmented message that has begun must be
+whole within ``messageTimeout``, or the connection is dropped.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from routr.transport.base import Connection, MessageHandler, Source
+from routr.transport.scheduler import Timer
 
 if TYPE_CHECKING:
     from routr.transport.manager import TransportManager
 
 _log = logging.getLogger("routr.transport")
+#: websockets' own log: at debug it writes every frame, and a traceback for each upgrade a
+#: client abandons or routr cuts off (handshakeTimeout): too much, even for --log-level debug.
+_ws_log = logging.getLogger("routr.transport.websocket")
+_ws_log.setLevel(logging.INFO)
 #: Messages queued for a WebSocket peer before we give up on it.
 QUEUE_LIMIT = 1000
 
@@ -64,6 +77,65 @@ class WsConnection(Connection):
                 return
 
 
+class SipServerConnection(ServerConnection):
+    """websockets' connection with routr's deadlines: made at accept, so its first one
+    covers the TLS handshake and the upgrade; once open, the current partial frame's."""
+
+    def __init__(self, manager: TransportManager, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.manager = manager
+        self.deadline: Timer | None = manager.scheduler.call_later(
+            manager.handshake_timeout, self._handshake_late
+        )
+
+    def opened(self) -> None:
+        """The upgrade is done: from now on only partial messages have a deadline."""
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _handshake_late(self) -> None:
+        self.deadline = None
+        if self.protocol.state is not State.CONNECTING:
+            return
+        self.manager.limit_hits.hit("handshake")
+        _log.info("a WebSocket handshake took over %ss: closed", self.manager.handshake_timeout)
+        transport = getattr(self, "transport", None)
+        if transport is not None:  # else TLS is not done: ssl_handshake_timeout closes it
+            transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.protocol.state is not State.OPEN:
+            return
+        # websockets keeps an incomplete frame in its reader and counts a fragmented
+        # message in current_size: either means a message has begun.
+        protocol = self.protocol
+        if protocol.reader.buffer or protocol.current_size is not None:
+            if self.deadline is None:
+                self.deadline = self.manager.scheduler.call_later(
+                    self.manager.message_timeout, self._too_slow
+                )
+        elif self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _too_slow(self) -> None:
+        self.deadline = None
+        if self.protocol.state is not State.OPEN:
+            return
+        self.manager.limit_hits.hit("message_timeout")
+        _log.info("closing WebSocket %s:%s: no whole message within %ss",
+                  *self.remote_address[:2], self.manager.message_timeout)  # fmt: skip
+        self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        super().connection_lost(exc)
+
+
 def _require_sip(conn: ServerConnection, request: Request) -> Response | None:
     offered = request.headers.get_all("Sec-WebSocket-Protocol")
     names = {p.strip().lower() for value in offered for p in value.split(",")}
@@ -83,6 +155,8 @@ async def serve_ws(
     """Start a WS/WSS listener that feeds every received message to ``handler``."""
 
     async def session(ws: ServerConnection) -> None:
+        assert isinstance(ws, SipServerConnection)
+        ws.opened()
         conn = WsConnection(protocol, ws, manager.scheduler.monotonic())
         if not manager.register(conn):
             await ws.close(1008, "too many connections")
@@ -101,10 +175,17 @@ async def serve_ws(
         except ConnectionClosed:
             pass
         finally:
+            sent = ws.protocol.close_sent
+            if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+                manager.limit_hits.hit("ws_frame")
             conn.closed = True
             manager.unregister(conn)
             writer.cancel()
 
+    def connection(*args: Any, **kwargs: Any) -> SipServerConnection:
+        return SipServerConnection(manager, *args, **kwargs)
+
+    timeout = manager.handshake_timeout
     return await serve(
         session,
         host,
@@ -112,7 +193,11 @@ async def serve_ws(
         ssl=ssl_context,
         subprotocols=["sip"],  # type: ignore[list-item]
         process_request=_require_sip,
-        max_size=manager.max_message_size,
+        max_size=manager.max_ws_frame_size,
         ping_interval=None,
         server_header=None,
+        logger=_ws_log,
+        # websockets' own timeouts (upgrade from connect, TLS) back up the deadline above
+        open_timeout=timeout,
+        create_connection=cast(type[ServerConnection], connection),
     )
