@@ -34,11 +34,16 @@ class StreamFramer:
     buffer without limit.
     """
 
-    __slots__ = ("_buf", "max_size")
+    __slots__ = ("_buf", "_need", "_scanned", "max_size")
 
     def __init__(self, max_size: int = 65535) -> None:
         self._buf = bytearray()
         self.max_size = max_size
+        # Where the header block's end is looked for next, and the size of the message
+        # once its header block is read: bytes that trickle in are looked at once, not
+        # again with every chunk (a byte at a time was quadratic).
+        self._scanned = 0
+        self._need = 0
 
     @property
     def pending(self) -> int:
@@ -73,19 +78,23 @@ class StreamFramer:
                 stripped = buf.lstrip(b"\r\n")
                 del buf[: len(buf) - len(stripped)]
                 continue
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > self.max_size:
+            if not self._need:
+                end = buf.find(b"\r\n\r\n", self._scanned)
+                if end < 0:
+                    if len(buf) > self.max_size:
+                        raise MessageTooLarge("Message Too Large")
+                    self._scanned = max(0, len(buf) - 3)
+                    break
+                length = _content_length(bytes(buf[:end]))
+                total = end + 4 + length
+                if total > self.max_size:
                     raise MessageTooLarge("Message Too Large")
+                self._need = total
+            if len(buf) < self._need:
                 break
-            length = _content_length(bytes(buf[:end]))
-            total = end + 4 + length
-            if total > self.max_size:
-                raise MessageTooLarge("Message Too Large")
-            if len(buf) < total:
-                break
-            out.append(bytes(buf[:total]))
-            del buf[:total]
+            out.append(bytes(buf[: self._need]))
+            del buf[: self._need]
+            self._need = self._scanned = 0
         return out
 
 

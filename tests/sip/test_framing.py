@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from routr.sip import framing
 from routr.sip.errors import MessageTooLarge, ParseError
 from routr.sip.framing import KEEPALIVE, PING, PONG, FramingError, KeepAlive, StreamFramer
 from routr.sip.message import Request, parse_message
@@ -188,3 +189,23 @@ def test_fuzz_only_framing_errors(chunks: list[bytes]) -> None:
             assert isinstance(item, bytes | KeepAlive)
     except ParseError as exc:
         assert exc.status in (400, 513)
+
+
+def test_a_trickled_message_has_its_header_block_read_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found writing the framing fuzz target: each chunk re-read the whole header block (and
+    # searched it again for its end), so a message sent a byte
+    # at a time cost time quadratic in its size (seconds of CPU for one 64 KB message).
+    calls: list[bytes] = []
+    real = framing._content_length
+
+    def counted(head: bytes) -> int:
+        calls.append(head)
+        return real(head)
+
+    monkeypatch.setattr(framing, "_content_length", counted)
+    big = msg(4, "x" * 5000).replace(b"\r\n\r\n", b"\r\n" + b"X-Long: a\r\n" * 2000 + b"\r\n", 1)
+    framer = StreamFramer()
+    got = feed_all(framer, [big[i : i + 1] for i in range(len(big))])
+    assert got == [big] and len(calls) == 1 and framer.pending == 0
