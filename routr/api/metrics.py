@@ -24,6 +24,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.process_collector import ProcessCollector
 
+from routr import gcwatch
+
 from .context import ApiContext
 
 _log = logging.getLogger("routr.api")
@@ -50,6 +52,36 @@ class RoutrCollector:
             return
         yield from _sip(ctx)
         yield from _state(ctx, self.bindings)
+        yield from _collector()
+
+
+def _collector() -> Iterator[Metric]:
+    """The cyclic collector's pauses, by generation (the process' watch, when installed)."""
+    watch = gcwatch.installed()
+    if watch is None:
+        return
+    pauses = HistogramMetricFamily(
+        "routr_gc_pause_seconds",
+        "Pauses of the cyclic garbage collector (the event loop stands still meanwhile), "
+        "by generation.",
+        labels=["generation"],
+    )
+    longest = GaugeMetricFamily(
+        "routr_gc_longest_pause_seconds",
+        "The longest collector pause since the process started, by generation.",
+        labels=["generation"],
+    )
+    for generation in range(3):
+        counts, total = watch.counts[generation], 0
+        buckets: list[tuple[str, float]] = []
+        for bound, n in zip((*gcwatch.PAUSE_BUCKETS, math.inf), counts, strict=True):
+            total += n
+            buckets.append((_le(bound), total))
+        label = [str(generation)]
+        pauses.add_metric(label, buckets, watch.seconds[generation])
+        longest.add_metric(label, watch.longest[generation])
+    yield pauses
+    yield longest
 
 
 def _sip(ctx: ApiContext) -> Iterator[Metric]:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import secrets
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import ClassVar
 
-from routr import __version__
+from routr import __version__, gcwatch
 from routr.api.context import ApiContext
 from routr.api.logring import LogRing
 from routr.api.server import ApiServer, CertificateError
@@ -47,36 +45,6 @@ from routr.transport.scheduler import Scheduler
 from routr.transport.tls import TlsConfigError, server_context
 
 _log = logging.getLogger("routr.server")
-
-
-class _FreezeSurvivors:
-    """A ``gc`` callback that freezes what survives the young collections.
-
-    Finished transactions and dialogs wait up to 32 s, so at 300 calls/s the heap holds
-    half a million tracked objects and every full collection walked them all, finding
-    nothing (they are freed by reference counting): pauses of 0.4-1.4 s every few
-    seconds. Frozen, they are still freed when their last reference goes; only cyclic
-    garbage among them would stay, so when the heap doubles it is thawed for the next
-    full collection to look at once, then frozen again. The heap is measured in allocated
-    blocks: ``gc.get_freeze_count()`` walks every frozen object, and called after each
-    young collection it took 40 % of the CPU.
-    """
-
-    def __init__(self) -> None:
-        self.base = sys.getallocatedblocks()
-        self.freezing = True
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase != "stop":
-            return
-        if info["generation"] == 2 and not self.freezing:
-            gc.freeze()
-            self.base, self.freezing = sys.getallocatedblocks(), True
-        elif info["generation"] == 1 and self.freezing:
-            gc.freeze()
-            if sys.getallocatedblocks() > 2 * self.base:
-                gc.unfreeze()
-                self.freezing = False
 
 
 DRAIN_SECONDS = 5.0
@@ -238,10 +206,7 @@ class Server:
         self._follower = loop.create_task(self._follow_data())
         # Everything built so far lives as long as the process: keep it out of the
         # collector's generations so full collections (latency spikes) stay short.
-        gc.collect()
-        gc.freeze()
-        if not any(isinstance(c, _FreezeSurvivors) for c in gc.callbacks):
-            gc.callbacks.append(_FreezeSurvivors())
+        gcwatch.install()
         bound = ", ".join(f"{x.protocol} {x.host}:{x.port}" for x in self.transports.listeners)
         assert self.api is not None
         _log.info(
