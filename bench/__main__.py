@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 
-from bench import api, calls, parser, register
+from bench import api, calls, compare, parser, register
 from bench.server import BenchServer
 from bench.sipp import ramp
 
@@ -25,6 +25,11 @@ def machine() -> str:
 
 
 def main(argv: list[str]) -> None:
+    if argv and argv[0] in ("compare", "nats"):
+        # routr beside Kamailio, or beside itself publishing on NATS: compare.py's doc
+        print(f"machine: {machine()}")
+        compare.main(argv[1:], against="kamailio" if argv[0] == "compare" else "nats")
+        return
     which = set(argv) or {"parser", "options", "register", "calls", "api"}
     print(f"machine: {machine()}")
     if "parser" in which:
@@ -34,9 +39,8 @@ def main(argv: list[str]) -> None:
         with BenchServer(("udp",)) as server:
             runs = ramp(server, "options.xml", [2000, 4000, 6000, 8000, 10000, 12000, 14000])
         for run in runs:
-            state = "ok" if run.ok else "FAILED"
             print(f"options udp | asked {run.rate}/s | achieved {run.achieved:,.0f}/s | "
-                  f"server CPU {run.server_cpu:.0%} | {state}")  # fmt: skip
+                  f"server CPU {run.server_cpu:.0%} | {run.verdict}")  # fmt: skip
         best = max((r.achieved for r in runs if r.ok), default=0.0)
         print(f"options udp | highest rate with no failure | {best:,.0f}/s")
     if "register" in which:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 _LISTEN = re.compile(r"(udp|tcp|tls|ws|wss) [0-9a-fA-F.:]+:(\d+)")
+_API = re.compile(r"api (https?://\S+?);")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -30,6 +31,7 @@ class BenchServer:
                            **(spec or {})}}  # fmt: skip
         (self.dir / "config.yml").write_text(yaml.safe_dump(config))
         self.ports: dict[str, int] = {}
+        self.api = ""  # the REST API's base URL (for /metrics)
         self.proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> BenchServer:
@@ -43,6 +45,8 @@ class BenchServer:
         for line in self.proc.stdout:
             if "listening on" in line and "routr" in line:
                 self.ports = {p: int(n) for p, n in _LISTEN.findall(line)}
+                if (api := _API.search(line)) is not None:
+                    self.api = api.group(1)
                 break
             if time.monotonic() > deadline:
                 break
@@ -59,5 +63,13 @@ class BenchServer:
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+        return cpu_seconds_of(self.proc.pid)
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
