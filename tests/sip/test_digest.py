@@ -141,7 +141,7 @@ def _parses_or_digest_error(value: str) -> None:
     assert _FUZZ_ISSUER.verify(creds, "REGISTER", now=T0, password="p") == "bad"
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(st.text(max_size=300))
 def test_any_text_parses_or_raises_digest_error(value: str) -> None:
     _parses_or_digest_error(value)
@@ -153,13 +153,13 @@ _piece = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(_piece, max_size=40).map("".join))
 def test_structured_garbage_parses_or_raises_digest_error(value: str) -> None:
     _parses_or_digest_error(value)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=40),
     st.text(max_size=40),
@@ -542,7 +542,7 @@ _NAMES = st.sampled_from(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_NAMES, st.text(max_size=30), min_size=1), st.booleans())
 def test_quoted_params_round_trip_and_verify_never_raises(
     params: dict[str, str], stale_nonce: bool
