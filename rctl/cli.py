@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 from rctl.app import COMPLETE_VAR, app
-from rctl.commands import auth, describe, edit, explain, live, resources, system
 
-__all__ = ["app", "auth", "describe", "edit", "explain", "live", "main", "resources", "system"]
+__all__ = ["app", "main"]
 
 
 def main() -> None:

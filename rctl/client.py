@@ -7,6 +7,7 @@ than the rest of rctl together, and ``rctl --help`` never needs it.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,18 @@ def _problems(data: Any) -> list[str]:
     return out
 
 
+def _without_httpx_cli() -> None:
+    """httpx's __init__ imports its own command-line tool whenever click and rich are
+    installed (as typer brings them): click, rich and pygments, half of httpx's import time,
+    for a tool rctl never runs (encode/httpx#3547). A None entry in ``sys.modules`` makes
+    that import fail, which httpx handles by defining a stub instead."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 class Client:
     def __init__(self, target: Target) -> None:
+        _without_httpx_cli()  # before any request imports httpx
         self.target = target
         self._http: httpx.Client | None = None
 

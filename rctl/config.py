@@ -67,8 +67,6 @@ def _context(name: str, raw: Any) -> Context:
 
 
 def load() -> Config:
-    import yaml
-
     path = config_path()
     try:
         text = path.read_text("utf-8")
@@ -76,6 +74,8 @@ def load() -> Config:
         return Config()
     except OSError as exc:
         raise RctlError(f"{path}: {exc.strerror}") from None
+    import yaml  # here: without a file (`rctl version` before any login) no YAML to read
+
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError:

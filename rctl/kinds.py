@@ -93,3 +93,35 @@ NATURAL_KEYS: dict[str, Callable[[dict[str, Any]], set[str]]] = {
 
 def natural_keys(kind: Kind, item: dict[str, Any]) -> set[str]:
     return NATURAL_KEYS[kind.name](item) - {"", "@"}
+
+
+def _names(kind: Kind, item: dict[str, Any]) -> set[str]:
+    """What people call a resource besides its ref, spelt as ``spoken`` spells them: its
+    natural key and, where one is shorter, that (an Agent's username alone, a Gateway's
+    host without its port, a Gateway's name)."""
+    names = natural_keys(kind, item)
+    if kind.name == "Agent":
+        names.add(_text(dig(item, "spec", "credentials", "username")))
+    elif kind.name == "Gateway":
+        names.add(_text(dig(item, "spec", "host")).lower())
+        names.add(_text(dig(item, "metadata", "name")).lower())
+    return names - {""}
+
+
+def spoken(kind: Kind, text: str) -> str:
+    """``text``, a name given on a command line, as ``_names`` spells the names: domains
+    and hosts in lower case, a telephone number as its digits."""
+    if kind.name == "Agent" and "@" in text:
+        user, _, domain = text.rpartition("@")
+        return f"{user}@{domain.lower()}"
+    if kind.name in ("Domain", "Gateway"):
+        return text.lower()
+    if kind.name == "Number":
+        return _tel_digits(text)
+    return text
+
+
+def named(kind: Kind, items: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """The ``items`` that ``text`` names (a natural key or a shorter name; see ``_names``)."""
+    wanted = spoken(kind, text)
+    return [item for item in items if wanted in _names(kind, item)]

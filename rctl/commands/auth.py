@@ -9,12 +9,14 @@ from urllib.parse import urlsplit
 import typer
 
 from rctl import config
-from rctl.app import app
+from rctl.app import command_set
 from rctl.client import API_VERSION, Client, Target
 from rctl.errors import ApiError, RctlError
 from rctl.output import emit, table_lines
 from rctl.session import client, options, target, verify
 from rctl.views import duration
+
+commands = command_set()
 
 
 def _normal_url(url: str) -> str:
@@ -49,7 +51,7 @@ def _password(given: str | None) -> str:
     return value
 
 
-@app.command()
+@commands.command()
 def login(
     ctx: typer.Context,
     url: str = typer.Argument(..., help="the API's URL, e.g. https://routr:4567"),
@@ -98,7 +100,7 @@ def login(
     emit(f"logged in to {server} as {user} (context {context_name!r}, saved in {path})")
 
 
-@app.command()
+@commands.command()
 def logout(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="the context to forget (default: current)"),
@@ -115,7 +117,7 @@ def logout(
     emit(f"logged out of {server} (context {wanted!r} removed)")
 
 
-@app.command()
+@commands.command()
 def contexts() -> None:
     """List the login contexts; the current one is starred."""
     cfg = config.load()
@@ -128,7 +130,7 @@ def contexts() -> None:
     emit("\n".join(table_lines(["CURRENT", "NAME", "SERVER", "USER"], rows)))
 
 
-@app.command("use-context")
+@commands.command("use-context")
 def use_context(name: str = typer.Argument(..., help="a context from rctl contexts")) -> None:
     """Make a context the current one."""
     cfg = config.load()
@@ -140,7 +142,7 @@ def use_context(name: str = typer.Argument(..., help="a context from rctl contex
     emit(f"switched to context {name!r} ({cfg.contexts[name].server})")
 
 
-@app.command()
+@commands.command()
 def ping(ctx: typer.Context) -> None:
     """Check that the server answers (no token needed)."""
     api = client(ctx, need_token=False)
@@ -151,7 +153,7 @@ def ping(ctx: typer.Context) -> None:
     )
 
 
-@app.command()
+@commands.command()
 def version(ctx: typer.Context) -> None:
     """Print rctl's version and, when a server is known, the server's."""
     from routr import __version__

@@ -7,14 +7,16 @@ from typing import Any
 
 import typer
 
-from rctl.app import app
+from rctl.app import command_set
 from rctl.client import Client
-from rctl.commands.resources import KIND, fetch
+from rctl.commands.resources import KIND, REF, fetch
 from rctl.errors import ApiError
 from rctl.kinds import Kind, kind_named
 from rctl.output import emit, to_yaml
 from rctl.session import client
 from rctl.views import Item
+
+commands = command_set()
 
 
 def _section(title: str, lines: list[str]) -> list[str]:
@@ -77,11 +79,11 @@ def _related(api: Client, kind: Kind, item: Item) -> list[str]:
     return out
 
 
-@app.command()
+@commands.command()
 def describe(
     ctx: typer.Context,
     kind_name: str = KIND,
-    ref: str = typer.Argument(..., metavar="REF", help="the resource's ref"),
+    ref: str = REF,
 ) -> None:
     """Show every field of a resource, and what it is tied to."""
     kind = kind_named(kind_name)

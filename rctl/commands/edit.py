@@ -11,13 +11,15 @@ from pathlib import Path
 
 import typer
 
-from rctl.app import app
-from rctl.commands.resources import KIND, fetch, put
+from rctl.app import command_set
+from rctl.commands.resources import KIND, REF, fetch, put
 from rctl.errors import RctlError
 from rctl.kinds import Kind, kind_named
 from rctl.manifest import parse, single_text
 from rctl.output import emit, to_yaml
 from rctl.session import client
+
+commands = command_set()
 
 _HEADER = (
     "# Edit the resource below; it is sent back when you save and quit.\n"
@@ -55,16 +57,18 @@ def _send(ctx: typer.Context, kind: Kind, ref: str, text: str) -> None:
     put(client(ctx), kind, ref, single_text(entries[0]))
 
 
-@app.command()
+@commands.command()
 def edit(
     ctx: typer.Context,
     kind_name: str = KIND,
-    ref: str = typer.Argument(..., metavar="REF", help="the resource's ref"),
+    ref: str = REF,
 ) -> None:
     """Edit a resource in $EDITOR; on a refusal the reasons are shown and the edit offered
     again (save it unchanged to give up)."""
     kind = kind_named(kind_name)
-    original = to_yaml(fetch(client(ctx), kind, ref))
+    item = fetch(client(ctx), kind, ref)
+    ref = str(item["metadata"]["ref"])  # REF may have been a natural key
+    original = to_yaml(item)
     text = _HEADER + original
     while True:
         edited = _run_editor(text)

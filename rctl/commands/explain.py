@@ -9,9 +9,11 @@ from urllib.parse import quote
 
 import typer
 
-from rctl.app import OUTPUT, app
+from rctl.app import OUTPUT, command_set
 from rctl.output import Format, emit, to_json, to_yaml
 from rctl.session import client, options
+
+commands = command_set()
 
 
 class Transport(StrEnum):
@@ -56,7 +58,7 @@ def _explanation(answer: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@app.command()
+@commands.command()
 def route(
     ctx: typer.Context,
     caller: str = typer.Argument(..., metavar="FROM", help="the caller, e.g. sip:1001@sip.local"),
@@ -79,7 +81,7 @@ def route(
         emit(_explanation(answer))
 
 
-@app.command()
+@commands.command()
 def trace(
     ctx: typer.Context,
     call_id: str = typer.Argument(..., metavar="CALL-ID", help="the Call-ID (see rctl calls)"),

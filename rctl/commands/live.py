@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from rctl.app import OUTPUT, app
+from rctl.app import OUTPUT, command_set
 from rctl.errors import ApiError, RctlError
 from rctl.output import Format, emit, nothing_found, render, watch
 from rctl.session import client, options
 from rctl.views import BANS, BINDINGS, CALLS, REGISTRATIONS, View
+
+commands = command_set()
 
 FILTER = typer.Option(None, "--filter", help='JsonPath predicate, e.g. "@.aor =~ /1001/"')
 WATCH = typer.Option(False, "--watch", "-w", help="keep the table up to date")
@@ -35,7 +37,7 @@ def _table(
     emit(render(view, items, fmt))
 
 
-@app.command()
+@commands.command()
 def locate(
     ctx: typer.Context,
     filter: str | None = FILTER,
@@ -46,7 +48,7 @@ def locate(
     _table(ctx, "/location", BINDINGS, "bindings", filter, watch_, output)
 
 
-@app.command()
+@commands.command()
 def registry(
     ctx: typer.Context,
     filter: str | None = FILTER,
@@ -57,7 +59,7 @@ def registry(
     _table(ctx, "/registry", REGISTRATIONS, "gateway registrations", filter, watch_, output)
 
 
-@app.command()
+@commands.command()
 def calls(
     ctx: typer.Context,
     filter: str | None = FILTER,
@@ -68,7 +70,7 @@ def calls(
     _table(ctx, "/calls", CALLS, "calls", filter, watch_, output)
 
 
-@app.command()
+@commands.command()
 def bans(ctx: typer.Context, output: Format | None = OUTPUT) -> None:
     """Addresses banned for flooding or guessing passwords."""
     fmt = options(ctx).format(output)
@@ -78,7 +80,7 @@ def bans(ctx: typer.Context, output: Format | None = OUTPUT) -> None:
     emit(render(BANS, items, fmt))
 
 
-@app.command()
+@commands.command()
 def unban(ctx: typer.Context, ip: str = typer.Argument(..., help="a banned address")) -> None:
     """Lift a ban."""
     try:

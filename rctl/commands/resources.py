@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import re
 import sys
+from urllib.parse import quote
 
 import typer
 
-from rctl.app import OUTPUT, app
+from rctl.app import OUTPUT, command_set
 from rctl.client import Client
 from rctl.errors import ApiError, RctlError
-from rctl.kinds import KINDS, Kind, kind_named, natural_keys
+from rctl.kinds import KINDS, Kind, dig, kind_named, named, natural_keys
 from rctl.manifest import Entry, load, single_text, to_text
 from rctl.output import Format, emit, nothing_found, render, watch
 from rctl.session import client, options
 from rctl.views import RESOURCE_VIEWS, Item
+
+commands = command_set()
 
 YAML = {"Content-Type": "application/yaml"}
 
@@ -30,16 +33,32 @@ KIND = typer.Argument(
     help="agent(s)/ag, domain(s)/dm, peer(s)/pr, gateway(s)/gw, number(s)/dd, user(s)/us",
     autocompletion=_kind_names,
 )
+REF = typer.Argument(
+    ..., metavar="REF", help="the resource's ref or natural key (see rctl get --help)"
+)
 REFS = typer.Argument(..., metavar="REF...", help="refs of the resources to delete")
 FILE = typer.Option(..., "--filename", "-f", help="a YAML or JSON manifest; '-' reads stdin")
 
 
 def fetch(api: Client, kind: Kind, ref: str) -> Item:
+    """The resource ``ref`` names: its ref, else its natural key or a shorter name (an
+    Agent's username, a Number as dialled, a Gateway's name); ``get``, ``describe`` and
+    ``edit`` all find it so."""
     try:
-        item: Item = api.get(f"/{kind.plural}/{ref}")
+        item: Item = api.get(f"/{kind.plural}/{quote(ref, safe='')}")
+        return item
     except ApiError as exc:
-        raise _named(exc, kind, ref) from None
-    return item
+        if exc.status != 404:
+            raise
+    found = named(kind, api.list_all(f"/{kind.plural}"), ref)
+    if len(found) > 1:
+        refs = ", ".join(sorted(str(dig(i, "metadata", "ref")) for i in found))
+        raise RctlError(
+            f"{kind.lower} {ref!r} names {len(found)} {kind.plural} ({refs}); give a ref"
+        )
+    if not found:
+        raise RctlError(f"{kind.lower} {ref!r} not found")
+    return found[0]
 
 
 def _named(exc: ApiError, kind: Kind, ref: str) -> RctlError:
@@ -49,18 +68,25 @@ def _named(exc: ApiError, kind: Kind, ref: str) -> RctlError:
     return exc
 
 
-@app.command()
+@commands.command()
 def get(
     ctx: typer.Context,
     kind_name: str = KIND,
-    ref: str | None = typer.Argument(None, metavar="[REF]", help="one resource's ref (else all)"),
+    ref: str | None = typer.Argument(
+        None, metavar="[REF]", help="one resource, by ref or natural key (else all)"
+    ),
     filter: str | None = typer.Option(
         None, "--filter", help="JsonPath predicate, e.g. \"@.spec.credentials.username == '1001'\""
     ),
     watch_: bool = typer.Option(False, "--watch", "-w", help="keep showing changes"),
     output: Format | None = OUTPUT,
 ) -> None:
-    """List resources of a kind, or show one."""
+    """List resources of a kind, or show one by ref or natural key.
+
+    REF is a ref, or what names the resource: an Agent's username (or username@domain), a
+    Domain's domainUri, a Peer's or User's username, a Gateway's host[:port] or name, a
+    Number's telUrl (+17853178070 or tel:+1 785 317 8070 alike).
+    """
     kind = kind_named(kind_name)
     fmt = options(ctx).format(output)
     view = RESOURCE_VIEWS[kind.name]
@@ -151,7 +177,7 @@ def _post(api: Client, run: list[Entry], source: str) -> list[str]:
     return [str(r) for r in (refs if isinstance(refs, list) else [refs])]
 
 
-@app.command()
+@commands.command()
 def create(
     ctx: typer.Context,
     kind_name: str | None = typer.Argument(
@@ -194,7 +220,7 @@ class _Existing:
         return next((keys[k] for k in natural_keys(entry.kind, entry.plain()) if k in keys), None)
 
 
-@app.command()
+@commands.command()
 def apply(ctx: typer.Context, filename: str = FILE) -> None:
     """Create or update each resource of a manifest (found by ref, else by natural key).
 
@@ -228,7 +254,7 @@ def put(api: Client, kind: Kind, ref: str, text: str) -> Item:
 # -- delete -----------------------------------------------------------------------------------
 
 
-@app.command()
+@commands.command()
 def delete(
     ctx: typer.Context,
     kind_name: str = KIND,

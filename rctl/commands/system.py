@@ -8,10 +8,12 @@ from typing import Any
 
 import typer
 
-from rctl.app import COMPLETE_VAR, OUTPUT, app
+from rctl.app import COMPLETE_VAR, OUTPUT, command_set
 from rctl.errors import RctlError
 from rctl.output import Format, colour, emit, to_json, to_yaml
 from rctl.session import client, options
+
+commands = command_set()
 
 
 class Level(StrEnum):
@@ -42,7 +44,7 @@ def _log_line(record: dict[str, Any], painted: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if painted and code else text
 
 
-@app.command()
+@commands.command()
 def logs(
     ctx: typer.Context,
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new records"),
@@ -71,7 +73,7 @@ def logs(
 
 
 config_app = typer.Typer(help="The server's configuration.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
+commands.add_typer(config_app, name="config")
 
 
 @config_app.command("describe")
@@ -82,7 +84,7 @@ def config_describe(ctx: typer.Context, output: Format | None = OUTPUT) -> None:
     emit(to_json(data) if fmt is Format.json else to_yaml(data).rstrip("\n"))
 
 
-@app.command()
+@commands.command()
 def reload(ctx: typer.Context) -> None:
     """Re-read resources and configuration without a restart."""
     outcome = client(ctx).data("POST", "/system/reload")
@@ -100,7 +102,7 @@ def _words(value: Any) -> str:
     return str(value)
 
 
-@app.command()
+@commands.command()
 def completion(shell: Shell = SHELL) -> None:
     """Print a shell completion script: eval "$(rctl completion bash)"."""
     # typer's own script: it speaks the protocol its runtime answers (see rctl.cli.main)

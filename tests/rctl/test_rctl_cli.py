@@ -1,5 +1,5 @@
 """What rctl does before and around the API: arguments, unreachable servers, colour,
-completion, start-up cost, and the tables it shares with routr.models."""
+completion, and the tables it shares with routr.models (start-up cost: test_rctl_startup)."""
 
 from __future__ import annotations
 
@@ -79,32 +79,6 @@ def test_completion_scripts(rctl_out: Rctl) -> None:
         timeout=30,
     )
     assert {"locate", "login", "logout", "logs"} <= set(done.stdout.split())
-
-
-def test_help_imports_no_client_and_get_none_of_the_server(rctl: Rctl) -> None:
-    # typer itself brings pydantic to every command run (it coerces parameters with it),
-    # so `get` is held to importing nothing of routr
-    code = (
-        "import sys\n"
-        "from rctl.cli import app\n"
-        "from typer.testing import CliRunner\n"
-        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
-        "help_modules = set(sys.modules)\n"
-        "got = CliRunner().invoke(app, ['get', 'users'])\n"
-        "assert got.exit_code == 0 and got.stdout.startswith('REF'), got.output\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'routr')))\n"
-        "light = ('httpx', 'yaml', 'rich', 'pydantic')\n"
-        "print(sorted(m for m in help_modules if m.split('.')[0] in light))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, **rctl.env},
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["[]", "[]"]
 
 
 def test_kind_names_agree_with_routr_models() -> None:
