@@ -1,4 +1,4 @@
-"""Slow clients on TCP, TLS and WS (a byte a second) are cut off at their limit while
+"""Slow clients on TCP, TLS, WS and WSS (a byte a second) are cut off at their limit while
 other clients are served: the deadlines of ``spec.security.limits`` over real sockets."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def server(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "limits": {"messageTimeout": MESSAGE_TIMEOUT, "handshakeTimeout": HANDSHAKE_TIMEOUT}
         },
     }
-    proc = RoutrProcess(tmp, ("udp", "tcp", "tls", "ws"), spec).start()
+    proc = RoutrProcess(tmp, ("udp", "tcp", "tls", "ws", "wss"), spec).start()
     yield proc
     assert proc.stop() == 0
     proc.assert_no_tracebacks()
@@ -93,10 +93,11 @@ def served_over(proc: RoutrProcess, transport: str, ctx: ssl.SSLContext) -> Call
     def check() -> None:
         port = proc.ports[transport]
         started = time.monotonic()
+        secure = ctx if transport in ("tls", "wss") else None
         client = (
-            WsClient(f"ws://127.0.0.1:{port}")
-            if transport == "ws"
-            else StreamClient(("127.0.0.1", port), ctx if transport == "tls" else None)
+            WsClient(f"{transport}://127.0.0.1:{port}", secure)
+            if transport in ("ws", "wss")
+            else StreamClient(("127.0.0.1", port), secure)
         )
         with client:
             response = client.request(
@@ -131,16 +132,17 @@ def test_a_connection_that_never_sends_is_cut_off(server, client_ssl):
     assert hits(server, "message_timeout") == before + 1
 
 
-def test_a_tls_handshake_trickled_is_cut_off(server, client_ssl):
+@pytest.mark.parametrize("transport", ["tls", "wss"])
+def test_a_tls_handshake_trickled_is_cut_off(server, client_ssl, transport):
     before = hits(server, "handshake")
     # The start of a TLS record announcing 512 bytes of ClientHello that never come whole.
     hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(32)
-    with socket.create_connection(("127.0.0.1", server.ports["tls"]), timeout=5) as sock:
-        took = trickle(sock, hello, served_over(server, "tls", client_ssl), HANDSHAKE_TIMEOUT)
+    with socket.create_connection(("127.0.0.1", server.ports[transport]), timeout=5) as sock:
+        took = trickle(sock, hello, served_over(server, transport, client_ssl), HANDSHAKE_TIMEOUT)
     assert took >= HANDSHAKE_TIMEOUT - 0.5
     # the count comes from the deadline's own timer, which may fire just after the close
     wait_for_hits(server, "handshake", before + 1)
-    served_over(server, "tls", client_ssl)()
+    served_over(server, transport, client_ssl)()
 
 
 def test_a_websocket_upgrade_trickled_is_cut_off(server, client_ssl):
