@@ -151,6 +151,23 @@ def _sip(ctx: ApiContext) -> Iterator[Metric]:
         "Digest challenges answered with wrong credentials (REGISTER and other requests).",
         value=sip.auth_failures.total,
     )
+    aors = sip.aor_limit
+    yield CounterMetricFamily(
+        "routr_aor_locks",
+        "AORs locked by authFailureBan.perAor: too many failed authentications against one "
+        "AOR from any addresses.",
+        value=aors.locks,
+    )
+    yield CounterMetricFamily(
+        "routr_aor_lock_refusals",
+        "Authentications from new addresses refused (answered as a wrong password) while "
+        "their AOR was locked.",
+        value=aors.refused,
+    )
+    yield GaugeMetricFamily(
+        "routr_aors_locked", "AORs locked now (authFailureBan.perAor).",
+        aors.locked_now(sip.clock()),
+    )  # fmt: skip
 
 
 def _state(ctx: ApiContext, bindings: int | None) -> Iterator[Metric]:

@@ -7,6 +7,7 @@ itself is async, and a lookup per request would cost a Redis round trip).
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, Protocol
@@ -20,13 +21,18 @@ if TYPE_CHECKING:
     from routr.data.index import Index
 
 __all__ = [
+    "AorLimit",
     "AuthFailures",
     "ConnectionLike",
     "PeerAddresses",
     "RequestAuthenticator",
     "SourceLike",
+    "aor_key",
     "find_credentials",
+    "refusal_realm",
 ]
+
+_log = logging.getLogger("routr.security")
 
 #: Never challenged: ACK cannot be answered, CANCEL must not be (RFC 3261 §22.1), and
 #: REGISTER is the registrar's to authenticate.
@@ -126,6 +132,114 @@ class AuthFailures:
         self._events.pop(ip, None)
 
 
+def aor_key(username: str, realm: str, local: bool = True) -> str:
+    """What :class:`AorLimit` counts failures of: the identity the credentials name. An
+    Agent is its user at the realm; a Peer (a REGISTER to a host we do not serve) is its
+    username alone, so guessing under many To hosts adds up to one count."""
+    return f"sip:{username}@{realm}" if local else f"peer:{username}"
+
+
+class AorLimit:
+    """Failed authentications per AOR from any address (``authFailureBan.perAor``).
+
+    ``failures`` within ``seconds`` lock the AOR for ``lock_seconds``. While it is locked
+    only its known addresses may still authenticate: trusted networks, addresses that
+    authenticated as it lately (:meth:`succeeded`), and -- the registrar looks -- those
+    holding a binding of it. Any other address is answered as if its password were wrong,
+    after the same digest work. Unknown AORs are counted and locked like known ones, so a
+    lock tells nothing about who exists. Memory only, per node (see the README).
+    """
+
+    __slots__ = ("_counts", "_good", "_locked", "failures", "lock_seconds", "locks",
+                 "max_aors", "refused", "remember", "seconds", "trusted")  # fmt: skip
+
+    #: Addresses remembered per AOR (a phone's IPv4 and IPv6, a roaming handset...).
+    MAX_ADDRESSES = 8
+
+    def __init__(
+        self,
+        failures: int = 20,
+        seconds: float = 600.0,
+        lock_seconds: float = 900.0,
+        *,
+        trusted: Callable[[str], bool] | None = None,
+        max_aors: int = 100_000,
+    ) -> None:
+        self.failures = failures
+        self.seconds = seconds
+        self.lock_seconds = lock_seconds
+        #: How long a successful authentication keeps its address admitted (a
+        #: registration says for itself: the registrar passes its binding's lifetime).
+        self.remember = max(seconds, lock_seconds)
+        self.trusted = trusted if trusted is not None else _nobody_trusted
+        self.max_aors = max_aors
+        self._counts = AuthFailures(failures, seconds, max_sources=max_aors)
+        self._locked: dict[str, float] = {}  # AOR -> locked until
+        self._good: dict[str, dict[str, float]] = {}  # AOR -> address -> admitted until
+        self.locks = 0  # locks begun since start (``GET /metrics``)
+        self.refused = 0  # authentications refused by a lock
+
+    def locked(self, key: str, now: float) -> bool:
+        until = self._locked.get(key)
+        if until is None:
+            return False
+        if until > now:
+            return True
+        del self._locked[key]
+        return False
+
+    def known(self, key: str, ip: str, now: float) -> bool:
+        """``ip`` authenticated as ``key`` lately, or is in a trusted network."""
+        good = self._good.get(key)
+        return (good is not None and good.get(ip, 0.0) > now) or self.trusted(ip)
+
+    def admits(self, key: str, ip: str, now: float) -> bool:
+        """Whether ``ip`` may try to authenticate as ``key`` (bindings aside)."""
+        return not self.locked(key, now) or self.known(key, ip, now)
+
+    def refuse(self) -> None:
+        """Count one authentication refused by a lock."""
+        self.refused += 1
+
+    def failed(self, key: str, now: float) -> None:
+        """One wrong answer for ``key``; the one that reaches the limit starts the lock."""
+        if self.lock_seconds <= 0 or self.locked(key, now):
+            return  # a lock runs its course: failures meanwhile do not stretch it
+        if self._counts.record(key, now) < self.failures:
+            return
+        self._counts.clear(key)
+        if len(self._locked) >= self.max_aors:
+            self._locked = {k: v for k, v in self._locked.items() if v > now}
+            if len(self._locked) >= self.max_aors:
+                self._locked.pop(next(iter(self._locked)))
+        self._locked[key] = now + self.lock_seconds
+        self.locks += 1
+        # Once per lock, not per attempt: the attempts are counted, not logged.
+        _log.warning(
+            "%s locked for %g s after %d failed authentications in %g s: only addresses "
+            "it is registered or authenticated from may authenticate as it meanwhile",
+            key, self.lock_seconds, self.failures, self.seconds,
+        )  # fmt: skip
+
+    def succeeded(self, key: str, ip: str, now: float, seconds: float | None = None) -> None:
+        """``ip`` authenticated as ``key``: admitted for ``seconds`` (``remember``) even
+        through a lock."""
+        until = now + (self.remember if seconds is None else max(seconds, self.remember))
+        good = self._good.get(key)
+        if good is None:
+            if len(self._good) >= self.max_aors:
+                self._good.pop(next(iter(self._good)))  # the AOR remembered longest ago
+            good = self._good[key] = {}
+        elif ip not in good and len(good) >= self.MAX_ADDRESSES:
+            del good[min(good, key=good.__getitem__)]  # the one that expires first
+        if good.get(ip, 0.0) < until:
+            good[ip] = until
+
+    def locked_now(self, now: float) -> int:
+        """AORs locked at ``now`` (``GET /metrics``)."""
+        return sum(1 for until in self._locked.values() if until > now)
+
+
 class PeerAddresses:
     """Source addresses of registered Peers, answering ``(ip, port) -> bool`` synchronously.
 
@@ -184,7 +298,9 @@ class RequestAuthenticator:
     Gateway's address or a registered Peer's address pass; a request whose From is in a
     local domain must carry valid Proxy-Authorization of the Agent it names (realm = that
     domain), whether or not that Agent exists, so unknown and known users look alike; any
-    other request passes here (the router refuses what is neither from nor to us).
+    other request passes here, and when the router will not deliver it, :meth:`refusal`
+    answers it with the same challenge (so whether a challenge comes says nothing about
+    which domains are ours).
     """
 
     def __init__(
@@ -195,45 +311,90 @@ class RequestAuthenticator:
         is_peer_address: Callable[[str, int], bool] | None = None,
         enabled: bool = True,
         failures: AuthFailures | None = None,
+        limit: AorLimit | None = None,
     ) -> None:
         self.index = index
         self.nonces = nonces
         self.is_peer_address = is_peer_address if is_peer_address is not None else _nobody
         self.enabled = enabled
         self.failures = failures
+        self.limit = limit
+
+    def trusts(self, source: SourceLike) -> bool:
+        """A Gateway's address or a registered Peer's: never challenged."""
+        if self.index().gateway_from(source.ip, source.port) is not None:
+            return True
+        return self.is_peer_address(source.ip, source.port)
 
     def check(self, request: Request, source: SourceLike, now: float) -> Response | None:
         """``None`` to go on, or the 407 to answer with."""
         if not self.enabled or request.method in EXEMPT_METHODS or request.to.tag:
             return None
-        index = self.index()
-        if index.gateway_from(source.ip, source.port) is not None:
-            return None
-        if self.is_peer_address(source.ip, source.port):
+        if self.trusts(source):
             return None
         uri = request.from_.uri
+        index = self.index()
         if not isinstance(uri, SipURI) or not index.is_local_domain(uri.host_key):
             return None
         realm = uri.host_key
         user = uri.user_unescaped
+        agent = index.agent(user, realm) if user else None
+        password = agent.spec.credentials.secret if agent is not None else None
+        return self._authenticate(request, source, now, realm, user, password)
+
+    def refusal(self, request: Request, source: SourceLike, now: float) -> Response | None:
+        """The answer to a stranger's request that will not be delivered: the challenge an
+        Agent's request gets, realm from the request alone (:func:`refusal_realm`), and
+        credentials checked as an unknown user's (counted, never accepted). ``None`` when
+        authentication is off (the router's own answer stands)."""
+        if not self.enabled:
+            return None
+        return self._authenticate(request, source, now, refusal_realm(request), None, None)
+
+    def _authenticate(
+        self,
+        request: Request,
+        source: SourceLike,
+        now: float,
+        realm: str,
+        user: str | None,
+        password: str | None,
+    ) -> Response | None:
         creds = find_credentials(request, "proxy-authorization", realm)
         if creds is None:
             return self._challenge(request, realm, now, stale=False)
-        agent = index.agent(user, realm) if user else None
-        password = None
-        if agent is not None and creds.username == user:
-            password = agent.spec.credentials.secret
+        if creds.username != user:
+            password = None
+        key = aor_key(creds.username, realm)
+        limit = self.limit
+        if limit is not None and not limit.admits(key, source.ip, now):
+            limit.refuse()
+            password = None  # locked: the same digest work, the answer of a wrong password
         result = self.nonces.verify(creds, request.method, now=now, password=password, realm=realm)
         if result == "ok":
             _consume(request, creds)
+            if limit is not None:
+                limit.succeeded(key, source.ip, now)
             return None
-        if result != "stale" and self.failures is not None:
-            self.failures.record(source.ip, now)
+        if result != "stale":
+            if self.failures is not None:
+                self.failures.record(source.ip, now)
+            if limit is not None:
+                limit.failed(key, now)
         return self._challenge(request, realm, now, stale=result == "stale")
 
     def _challenge(self, request: Request, realm: str, now: float, *, stale: bool) -> Response:
         challenges = self.nonces.challenges(realm, now, stale)
         return request.response(407, headers=[("Proxy-Authenticate", c) for c in challenges])
+
+
+def refusal_realm(request: Request) -> str:
+    """The realm of a challenge to a stranger: a function of the request only (its From
+    host, else its Request-URI host, else its Via host), never of which domains we serve."""
+    for uri in (request.from_.uri, request.uri):
+        if isinstance(uri, SipURI):
+            return uri.host_key
+    return request.via.host_key
 
 
 def _consume(request: Request, creds: Credentials) -> None:
@@ -250,4 +411,8 @@ def _consume(request: Request, creds: Credentials) -> None:
 
 
 def _nobody(ip: str, port: int) -> bool:
+    return False
+
+
+def _nobody_trusted(ip: str) -> bool:
     return False

@@ -26,8 +26,9 @@ class Guard:
     """Counts requests per source IP and keeps the list of banned ones.
 
     A source is banned for ``flood_ban`` seconds when it sends more than ``flood_requests``
-    packets in ``flood_seconds``, and for ``auth_ban`` seconds when ``failures`` says it
-    failed authentication too often. Trusted networks are never banned.
+    packets in ``flood_seconds`` or names a known scanner as its User-Agent, and for
+    ``auth_ban`` seconds when ``failures`` says it failed authentication too often.
+    Trusted networks are never banned.
     """
 
     __slots__ = (
@@ -102,6 +103,16 @@ class Guard:
             return False
         agent = user_agent.lower()
         return any(name in agent for name in SCANNERS)
+
+    def scanner(self, ip: str, user_agent: str | None, now: float) -> bool:
+        """Whether a request with ``user_agent`` is a known scanner's, to drop unanswered;
+        its source is banned as for a flood (it would scan on, and every other request of
+        the scan costs a parse). Trusted networks are dropped, never banned."""
+        if not self.is_scanner(user_agent):
+            return False
+        if self.flood_ban > 0 and not self.trusted(ip):
+            self._ban(ip, now, self.flood_ban, "scanner")
+        return True
 
     def _ban(self, ip: str, now: float, seconds: float, reason: str) -> None:
         if len(self._bans) >= _MAX_TRACKED:

@@ -5,11 +5,14 @@ source, now)`` and sends the :class:`Response` it gets back. Nothing is changed 
 whole request is valid (§10.3: bindings are committed only if the request succeeds).
 
 Decisions:
-- The realm is the To host. A To host that is not a local domain is for a Peer only: when
-  no Peer is named by the To user the answer is 403 before any challenge (no open registrar).
+- Every REGISTER is challenged, realm = the To host, whatever that host is: a stranger
+  learns from the answer neither which domains nor which users exist. A To host that is
+  not a local domain is for Peers only (found by username); any other credentials there
+  fail like a wrong password. Nothing is ever relayed: REGISTER is answered here.
 - Agents are found by (Authorization username, To host), Peers by the username; unknown
-  users and wrong passwords get the same 401. The Authorization username must be the To
-  user (403 otherwise), so nobody registers someone else's AOR.
+  users, wrong passwords and AORs locked by :class:`~routr.core.auth.AorLimit` get the
+  same 401 after the same digest work. What tells more (the domain ACL's 403, credentials
+  that are not the To user's: 403) comes only after the password proved right.
 - Contacts match stored ones by RFC 3261 §19.1.4 URI comparison; the stored string is the
   contact as first registered.
 - An out-of-order refresh (same Call-ID, CSeq not higher) fails the request with 500.
@@ -23,7 +26,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Final, Protocol
 
 from routr.core.acl import DomainAcls
-from routr.core.auth import AuthFailures, SourceLike, find_credentials
+from routr.core.auth import AorLimit, AuthFailures, SourceLike, aor_key, find_credentials
 from routr.events import (
     EndpointEvent,
     EndpointExpired,
@@ -98,7 +101,7 @@ class Registrar:
 
     ``internal`` is ``registrarIntf: Internal``: every binding is reached at the packet's
     source address. ``emit`` receives ``endpoint.*`` events; ``failures`` counts
-    wrong credentials per source IP.
+    wrong credentials per source IP, ``limit`` per AOR.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class Registrar:
         emit: EventSink | None = None,
         failures: AuthFailures | None = None,
         acls: DomainAcls | None = None,
+        limit: AorLimit | None = None,
     ) -> None:
         self.index = index
         self.acls = acls or DomainAcls(index)
@@ -121,6 +125,7 @@ class Registrar:
         self.internal = internal
         self.emit = emit
         self.failures = failures
+        self.limit = limit
 
     def _emit(self, name: str, binding: Binding, now: float, reason: str) -> EndpointEvent:
         event = endpoint_event(name, binding, now, reason)
@@ -151,30 +156,54 @@ class Registrar:
         if not isinstance(to_uri, SipURI):
             return request.response(400, "To must be a SIP URI")
         realm = to_uri.host_key
-        to_user = to_uri.user_unescaped
-        index = self.index()
-        local = index.is_local_domain(realm)
-        if not local and (to_user is None or index.peer(to_user) is None):
-            return request.response(403, "Forbidden (not a local domain)")
-        if local and not self.acls.allowed(realm, source.ip):
-            # A REGISTER is a request into the domain: its ACL applies too.
-            return request.response(403, "Forbidden By Domain ACL")
         creds = find_credentials(request, "authorization", realm)
         if creds is None:
             return self._challenge(request, realm, now, stale=False)
+        index = self.index()
+        local = index.is_local_domain(realm)
         resource: Agent | Peer | None = (
             index.agent(creds.username, realm) if local else index.peer(creds.username)
         )
         password = resource.spec.credentials.secret if resource is not None else None
+        key = aor_key(creds.username, realm, local)
+        limit = self.limit
+        if limit is not None and not await self._admitted(
+            limit, key, request, resource, creds.username, realm, source, now
+        ):
+            limit.refuse()
+            password = None  # locked: the same digest work, the answer of a wrong password
         verdict = self.nonces.verify(creds, "REGISTER", now=now, password=password, realm=realm)
         if verdict != "ok":
-            if verdict != "stale" and self.failures is not None:
-                self.failures.record(source.ip, now)
+            if verdict != "stale":
+                if self.failures is not None:
+                    self.failures.record(source.ip, now)
+                if limit is not None:
+                    limit.failed(key, now)
             return self._challenge(request, realm, now, stale=verdict == "stale")
         assert resource is not None  # "ok" needs a password
-        if creds.username != to_user:
+        if limit is not None:
+            limit.succeeded(key, source.ip, now, self.config.max_expires)
+        if creds.username != to_uri.user_unescaped:
             return request.response(403, "Forbidden (credentials do not match the To user)")
+        if local and not self.acls.allowed(realm, source.ip):
+            # A REGISTER is a request into the domain: its ACL applies too.
+            return request.response(403, "Forbidden By Domain ACL")
         return await self._bind(request, source, now, resource)
+
+    async def _admitted(
+        self, limit: AorLimit, key: str, request: Request, resource: Agent | Peer | None,
+        username: str, realm: str, source: SourceLike, now: float,
+    ) -> bool:  # fmt: skip
+        """Whether ``source`` may authenticate as ``key``: the AOR is not locked, or the
+        address is one it knows, or holds one of its bindings (a registered phone keeps
+        refreshing through a lock). Known or not, a locked AOR costs one store lookup."""
+        if limit.admits(key, source.ip, now):
+            return True
+        aors = self._aors(request, resource) if resource is not None else []
+        aor = next((a for a in aors if a.endswith(f"@{realm}")), None)
+        if aor is None:
+            aor = aors[0] if aors else f"sip:{username}@{realm}"
+        return any(b.source_ip == source.ip for b in await self.store.lookup(aor, now))
 
     # -- bindings --------------------------------------------------------------------------
 

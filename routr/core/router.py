@@ -152,15 +152,35 @@ class Router:
         self._compiled_of = Compiled()
 
     async def __call__(self, request: Request, source: Any) -> Decision:
-        if self.auth is not None:
-            challenge = self.auth.check(request, source, self.clock())
+        auth = self.auth
+        if auth is not None:
+            challenge = auth.check(request, source, self.clock())
             if challenge is not None:
+                # A stranger's request routed below costs two location lookups (who the From
+                # is, who the target is) before its challenge; this one costs the same, so
+                # the time does not tell whether the From domain is ours.
+                await self.location.lookup(_aor_of(request.from_.uri))
+                await self.location.lookup(_aor_of(request.uri))
                 return Decision(response=challenge)
-        return await self.route(request, source)
+        caller, decision = await self._route(request, source)
+        stranger = caller.ref is None and auth is not None and not auth.trusts(source)
+        if stranger and auth is not None and _refused(request, decision):
+            # A stranger learns nothing from a refusal: it is the challenge an Agent with a
+            # wrong password gets, whoever and wherever the target is. (What is delivered
+            # is answered by the callee.)
+            refusal = auth.refusal(request, source, self.clock())
+            if refusal is not None:
+                _log.debug("%s from a stranger at %s: %d %s, answered %d", request.method,
+                           source.ip, decision.status, decision.reason, refusal.status)  # fmt: skip
+                return Decision(response=refusal, strategy=decision.strategy)
+        return decision
 
     async def route(self, request: Request, source: Any) -> Decision:
         """The routing table alone, as for an authenticated request (a dry run asks
         ``auth`` separately: what would be challenged is not the route)."""
+        return (await self._route(request, source))[1]
+
+    async def _route(self, request: Request, source: Any) -> tuple[Caller, Decision]:
         idx = self.index()
         caller = await self.classify(request, source, idx)
         callee = request.to.uri if self.use_to_as_aor else request.uri
@@ -169,10 +189,10 @@ class Router:
         elif isinstance(callee, SipURI) and callee.user is not None:
             user, host = callee.user_unescaped or "", callee.host_key
         else:
-            return Decision.reject(404, "Not Found")
+            return caller, Decision.reject(404, "Not Found")
         if caller.agent is not None:
-            return await self._from_agent(request, caller, user, host, source, idx)
-        return await self._from_other(request, caller, user, host, source, idx)
+            return caller, await self._from_agent(request, caller, user, host, source, idx)
+        return caller, await self._from_other(request, caller, user, host, source, idx)
 
     async def classify(self, request: Request, source: Any, idx: Index) -> Caller:
         gateway = idx.gateway_from(source.ip, source.port)
@@ -186,12 +206,19 @@ class Router:
             if agent is not None:
                 return Caller(agent=agent, domain=host)
             peer = idx.peer(user)
-            if peer is not None and await self._from_peer_address(peer, host, source):
+            if await self._from_peer_address(peer, user, host, source):
+                assert peer is not None
                 return Caller(peer=peer)
         return Caller()
 
-    async def _from_peer_address(self, peer: Peer, from_host: str, source: Any) -> bool:
-        """A Peer is trusted by the address it registered from, not by its From."""
+    async def _from_peer_address(
+        self, peer: Peer | None, user: str, from_host: str, source: Any
+    ) -> bool:
+        """A Peer is trusted by the address it registered from, not by its From. A From
+        user that is no Peer costs the same lookup, so the time does not tell Peer names."""
+        if peer is None:
+            await self.location.lookup(f"sip:{user}@{from_host}")
+            return False
         device = (peer.spec.device or from_host).lower()
         aor = f"sip:{peer.spec.credentials.username}@{device}"
         return any(b.source_ip == source.ip for b in await self.location.lookup(aor))
@@ -230,6 +257,9 @@ class Router:
                 return self._deliver(INTRA_DOMAIN, request, caller, aor, host, bindings, source)
         if caller.peer is not None:
             return self._peer_egress(request, caller.peer, user, idx)
+        # Looked up all the same: a target at a domain we do not serve must take as long to
+        # refuse as one at a domain we do (whose lookup found nobody).
+        await self.location.lookup(f"sip:{user}@{host}" if host is not None else f"tel:{user}")
         if isinstance(request.uri, TelURI) or host is None:
             return Decision.reject(404, "Number Not Found")
         return _log_reject("NONE", 403, "Forbidden: Not A Local Target")
@@ -349,6 +379,18 @@ class Router:
             else:
                 binding = bindings[next(self._rr) % len(bindings)]
         return [binding]
+
+
+def _refused(request: Request, decision: Decision) -> bool:
+    """The router answers instead of delivering; or the request is an OPTIONS, which a
+    stranger may send to probe who is registered: never relayed for one."""
+    return bool(decision.status or decision.response) or request.method == "OPTIONS"
+
+
+def _aor_of(uri: object) -> str:
+    if isinstance(uri, SipURI):
+        return f"sip:{uri.user_unescaped or ''}@{uri.host_key}"
+    return f"tel:{uri.number}" if isinstance(uri, TelURI) else ""
 
 
 def _known_aor(idx: Index, user: str, host: str) -> bool:

@@ -24,7 +24,13 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from routr.core.acl import Acl
-from routr.core.auth import AuthFailures, PeerAddresses, RequestAuthenticator, SourceLike
+from routr.core.auth import (
+    AorLimit,
+    AuthFailures,
+    PeerAddresses,
+    RequestAuthenticator,
+    SourceLike,
+)
 from routr.core.calls import Calls
 from routr.core.dispatcher import Dispatcher
 from routr.core.droplog import DropLog
@@ -156,6 +162,11 @@ class SipService:
             block_scanners=security.block_scanners,
             emit=emit,
         )
+        per_aor = security.auth_failure_ban.per_aor
+        #: Failures per AOR from any address (the registrar's and the authenticator's).
+        self.aor_limit = AorLimit(
+            per_aor.failures, per_aor.seconds, per_aor.lock_seconds, trusted=self.guard.trusted
+        )
         nonces = NonceIssuer(
             secrets.nonce_key, security.nonce_lifetime, algorithms=security.digest_algorithms
         )
@@ -167,6 +178,7 @@ class SipService:
             internal=spec.registrar_intf == "Internal",
             emit=self._registrar_event,
             failures=failures,
+            limit=self.aor_limit,
         )
         self.peers = PeerAddresses()
         auth = RequestAuthenticator(
@@ -175,6 +187,7 @@ class SipService:
             is_peer_address=self.peers,
             enabled=security.authenticate_requests,
             failures=failures,
+            limit=self.aor_limit,
         )
         self.calls = Calls(clock, emit, recent=config.spec.events.call_history)
         self.router = Router(
@@ -259,7 +272,7 @@ class SipService:
             assert isinstance(message, Request)
             self.counters.requests += 1
             self.stats.request(message.method)
-            if self.guard.is_scanner(message.get("user-agent")):
+            if self.guard.scanner(source.ip, message.get("user-agent"), self.clock()):
                 self.counters.dropped += 1
                 _log.debug("dropped a scanner's %s from %s", message.method, source.ip)
                 return

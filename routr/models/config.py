@@ -188,10 +188,20 @@ class FloodBan(_Model):
     ban_seconds: float = Field(default=300, ge=0, alias="banSeconds")
 
 
+class PerAorLimit(_Model):
+    """Failed authentications against one AOR from any addresses: ``failures`` within
+    ``seconds`` lock it for ``lockSeconds`` (0: never) to all but its known addresses."""
+
+    failures: int = Field(default=20, ge=1)
+    seconds: float = Field(default=600, gt=0)
+    lock_seconds: float = Field(default=900, ge=0, alias="lockSeconds")
+
+
 class AuthFailureBan(_Model):
     failures: int = Field(default=10, ge=1)
     seconds: float = Field(default=600, gt=0)
     ban_seconds: float = Field(default=900, ge=0, alias="banSeconds")
+    per_aor: PerAorLimit = Field(default_factory=PerAorLimit, alias="perAor")
 
 
 class Limits(_Model):

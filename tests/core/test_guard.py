@@ -52,3 +52,16 @@ def test_scanner_user_agents():
     assert not guard.is_scanner("Linphone/5.2 (belle-sip)")
     assert not guard.is_scanner(None)
     assert not Guard(block_scanners=False).is_scanner("friendly-scanner")
+
+
+def test_a_scanner_is_dropped_and_its_source_banned_once():
+    bans: list[Event] = []
+    guard = Guard(["127.0.0.1/32"], flood_ban=30, emit=bans.append)
+    assert guard.scanner("10.0.0.7", "friendly-scanner", 5.0)
+    assert bans == [SecurityBanned(timestamp=5.0, ip="10.0.0.7", reason="scanner", seconds=30)]
+    assert not guard.admit("10.0.0.7", 6.0)  # dropped unparsed from now on
+    assert guard.admit("10.0.0.7", 35.1)
+    assert not guard.scanner("10.0.0.8", "Linphone/5.2 (belle-sip)", 5.0)
+    # A trusted network is dropped, never banned.
+    assert guard.scanner("127.0.0.1", "sipvicious", 5.0) and guard.admit("127.0.0.1", 5.1)
+    assert len(bans) == 1

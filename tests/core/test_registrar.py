@@ -470,9 +470,14 @@ async def test_peer_contact_addr_overrides_the_address() -> None:
     assert b.source == "127.0.0.1:40002"  # where it came from stays visible
 
 
-async def test_foreign_domain_is_forbidden_without_a_challenge() -> None:
-    r = await World().send(request(user="1001", domain="elsewhere.invalid"))
-    assert r.status == 403 and not challenges(r)
+async def test_foreign_domain_is_challenged_like_ours_and_never_registers() -> None:
+    # A 403 here would tell a scanner which domains are ours (realm: the To host, as ever).
+    w = World()
+    r = await w.send(request(user="1001", domain="elsewhere.invalid"))
+    assert r.status == 401
+    assert {parse_challenge(c).realm for c in challenges(r)} == {"elsewhere.invalid"}
+    assert (await w.register(domain="elsewhere.invalid")).status == 401  # 1001: no Peer
+    assert await w.store.list() == []
 
 
 async def test_agent_credentials_do_not_register_at_a_peer_aor() -> None:

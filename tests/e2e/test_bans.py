@@ -27,12 +27,18 @@ def _options(client: UdpClient, proc: RoutrProcess, **kw: str) -> bytes:
     return options(f"127.0.0.1:{proc.ports['udp']}", "UDP", client.local, **kw)
 
 
-def test_scanner_is_dropped_unanswered(guarded):
+def test_scanner_is_dropped_unanswered_and_banned(guarded):
+    with UdpClient(("127.0.0.1", guarded.ports["udp"])) as trusted:
+        # From a trusted network: dropped, not banned. Handled in order, synchronously:
+        # the next answer is the plain OPTIONS's.
+        trusted.send(_options(trusted, guarded, extra="User-Agent: friendly-scanner\r\n"))
+        answer = trusted.request(_options(trusted, guarded, call_id="plain"))
+        assert answer.status == 200 and answer.call_id == "plain@test"
     with UdpClient(("127.0.0.1", guarded.ports["udp"]), bind="127.0.0.2") as c:
         c.send(_options(c, guarded, extra="User-Agent: friendly-scanner\r\n"))
-        # Handled in order, synchronously: the next answer is the plain OPTIONS's.
-        answer = c.request(_options(c, guarded, call_id="plain"))
-        assert answer.status == 200 and answer.call_id == "plain@test"
+        guarded.wait_for("security.banned 127.0.0.2 for 600 s: scanner")
+        with pytest.raises(TimeoutError):
+            c.request(_options(c, guarded), timeout=1.0)  # its next request, scanner or not
 
 
 def test_flood_is_banned(guarded):

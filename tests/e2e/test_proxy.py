@@ -377,8 +377,9 @@ def test_wrong_credentials_are_challenged_again(start, ua):
 
 @pytest.mark.parametrize("target", ["sip:bob@127.0.0.99:5060", "ua"])
 def test_unknown_party_to_outside_domain_is_refused(start, ua, target):
-    """No open relay: 403, and nothing is sent anywhere (the UA that would be the next
-    hop gets nothing before a later message that routr does send it)."""
+    """No open relay: refused (407, as any undelivered request of a stranger), and nothing
+    is sent anywhere (the UA that would be the next hop gets nothing before a later message
+    that routr does send it)."""
     routr = start()
     caller, outside = ua(), ua()
     bind(routr, outside.contact("1002"))
@@ -386,12 +387,12 @@ def test_unknown_party_to_outside_domain_is_refused(start, ua, target):
     call = Call(caller, udp(routr), uri, "sip:stranger@elsewhere.example")
     call.invite()
     response = call.final()
-    assert response.status == 403
+    assert response.status == 407
     with UA() as sender:
         # A preloaded Route to the outside does not help either.
         sneaky = Call(sender, udp(routr), uri, "sip:stranger@elsewhere.example")
         sneaky.invite([("Route", f"<sip:127.0.0.1:{outside.port};lr>")])
-        assert sneaky.final().status == 403
+        assert sneaky.final().status == 407
     barrier(routr, outside)
     assert outside.count(is_request("INVITE")) == 0
 

@@ -256,9 +256,10 @@ def test_binding_expires_when_its_time_passes(tmp_path):
         assert bound(response) == {f"sip:1001@{hostport(*client.local)}": 1}
         # The sweeper reports it (it runs every few seconds) ...
         proc.wait_for(f"endpoint.expired {AOR_1001}", timeout=20)
-        # ... and then a request for the AOR finds nobody.
+        # ... and then a request for the AOR finds nobody (refused to a stranger with the
+        # challenge that every undelivered request of a stranger gets).
         with message_from_outside((proc.host, proc.ports["udp"]), AOR_1001) as sender:
-            assert final(sender).status == 480
+            assert final(sender).status == 407
         assert bound(reg.send()) == {}
 
 

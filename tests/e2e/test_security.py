@@ -133,22 +133,25 @@ def test_domain_acl_applies_to_requests_into_the_domain(tmp_path):
     data = standard_data(tmp_path / "data",
                          domain_acl={"deny": ["0.0.0.0/0"], "allow": ["127.0.0.2"]})  # fmt: skip
     with running(tmp_path, data=data) as proc, udp(proc, bind="127.0.0.2") as phone:
-        # A REGISTER is a request into the domain too: refused from a denied source.
+        # A REGISTER is a request into the domain too: refused from a denied source, said
+        # so once the password proved right (before, it is challenged like any other).
         with udp(proc) as outsider:
             refused = register(outsider)
             assert (refused.status, refused.reason) == (403, "Forbidden By Domain ACL")
         assert register(phone).status == 200
         with UdpClient((proc.host, proc.ports["udp"]), bind="127.0.0.1") as denied:
+            # A stranger is refused as at a domain we do not serve: it learns nothing.
             denied.send(_message(denied, f"sip:1001@{DOMAIN}"))
-            refused = final(denied)
-            assert (refused.status, refused.reason) == (403, "Forbidden By Domain ACL")
+            assert final(denied).status == 407
+            with pytest.raises(TimeoutError):
+                phone.recv(0.3)
         with UdpClient((proc.host, proc.ports["udp"]), bind="127.0.0.2") as allowed:
             allowed.send(_message(allowed, f"sip:1001@{DOMAIN}"))
             answer(phone, expect_request(phone, "MESSAGE"))
             assert final(allowed).status == 200
 
 
-# -- 407 for Agents, 403 for strangers ------------------------------------------------------
+# -- 407 for Agents and for strangers ------------------------------------------------------
 
 
 @pytest.fixture
@@ -252,12 +255,16 @@ def test_unknown_user_of_a_local_domain_is_challenged_like_an_agent(routr):
             expect_request(callee, "INVITE", timeout=0.3)
 
 
-def test_stranger_invite_to_an_outside_domain_is_403(routr):
+def test_stranger_invite_to_an_outside_domain_is_refused_with_a_challenge(routr):
     with udp(routr) as client:
         call = Call(client, "mallory", "sip:bob@elsewhere.example", domain="outside.example")
-        # Neither from nor to anyone we know: relaying it would make us an open relay.
+        # Neither from nor to anyone we know: relaying it would make us an open relay. The
+        # refusal is the challenge any undelivered request of a stranger gets (realm: its
+        # From host), so it does not tell which domains are ours.
         response = call.invite()
-        assert (response.status, response.reason) == (403, "Forbidden: Not A Local Target")
+        assert response.status == 407
+        assert {c.realm for c in challenges(response, "proxy-authenticate")} == {"outside.example"}
+        assert call.invite(call.credentials(response, "guess")).status == 407
 
 
 def test_agent_invite_to_an_outside_domain_without_egress_is_403(routr):

@@ -28,10 +28,10 @@ def test_trace_prints_a_ladder_and_writes_a_pcap(rctl: Rctl, server, tmp_path: P
         call = Call(caller, ("127.0.0.1", server.ports["udp"]), "sip:x@example.net",
                     "sip:y@example.org")  # fmt: skip
         call.invite()
-        assert call.final().status == 403  # a stranger to a foreign domain: no relay
+        assert call.final().status == 407  # a stranger to a foreign domain: no relay
     ladder = rctl.ok("trace", call.call_id)
     assert ladder.splitlines()[0] == f"call {call.call_id}"
-    assert "INVITE sip:x@example.net" in ladder and "403" in ladder
+    assert "INVITE sip:x@example.net" in ladder and "407" in ladder
     path = tmp_path / "call.pcap"
     assert rctl.ok("trace", call.call_id, "--pcap", str(path)).strip() == f"wrote {path}"
     assert path.read_bytes()[:4] == b"\xd4\xc3\xb2\xa1"  # pcap, little-endian
