@@ -28,11 +28,10 @@ class ServerTable(dict[str, "Context"]):
         self.by_source: dict[str, set[Context]] = {}
 
     def __setitem__(self, key: str, ctx: Context) -> None:
-        old = dict.get(self, key)
-        if old is not None:
-            self._forget(old)
-        super().__setitem__(key, ctx)
-        ip = _ip(ctx)
+        if key in self:
+            self._forget(self[key])
+        dict.__setitem__(self, key, ctx)
+        ip = ctx.source.ip
         found = self.by_source.get(ip)
         if found is None:
             self.by_source[ip] = {ctx}
@@ -40,21 +39,19 @@ class ServerTable(dict[str, "Context"]):
             found.add(ctx)
 
     def __delitem__(self, key: str) -> None:
-        ctx = self[key]
-        super().__delitem__(key)
-        self._forget(ctx)
+        self._forget(dict.pop(self, key))
 
     def pop(self, key: str, default: object = _MISSING) -> object:  # type: ignore[override]
-        ctx = super().pop(key, _MISSING)
-        if ctx is _MISSING:
+        ctx = dict.pop(self, key, None)  # a Context is never None
+        if ctx is None:
             if default is _MISSING:
                 raise KeyError(key)
             return default
-        self._forget(ctx)  # type: ignore[arg-type]
+        self._forget(ctx)
         return ctx
 
     def _forget(self, ctx: Context) -> None:
-        ip = _ip(ctx)
+        ip = ctx.source.ip
         found = self.by_source.get(ip)
         if found is not None:
             found.discard(ctx)
@@ -69,7 +66,3 @@ class ServerTable(dict[str, "Context"]):
         answered = [ctx for ctx in found if ctx.final_sent]
         found.difference_update(answered)
         return len(found) >= self.limit
-
-
-def _ip(ctx: Context) -> str:
-    return str(getattr(ctx.source, "ip", ""))
