@@ -39,6 +39,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def soak(session: nox.Session) -> None:
+    """Ten minutes of calls and registrations with memory watched (bench/soak.py)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench.soak", *session.posargs)
+
+
+@nox.session
 def fuzz(session: nox.Session) -> None:
     """Atheris on the message, URI, digest and framing targets, one after the other:
     ``nox -s fuzz -- [--minutes M] [TARGET ...]`` (8 minutes each by default)."""

@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.data import write
 from bench.server import BenchServer
 from bench.sipp import SCENARIOS, Step, Target, sipp
 from routr.sip.digest import make_credentials, pick_challenge
@@ -38,19 +39,7 @@ SECONDS = 5.0
 
 
 def write_data(folder: Path) -> Path:
-    data = folder / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "domains.yml").write_text(
-        "- apiVersion: v1beta1\n  kind: Domain\n  metadata: {name: Bench}\n"
-        f"  spec: {{context: {{domainUri: {DOMAIN}}}}}\n"
-    )
-    agents = "".join(
-        f"- apiVersion: v1beta1\n  kind: Agent\n  metadata: {{name: Agent {u}}}\n"
-        f"  spec: {{credentials: {{username: '{u}', secret: {s}}}, domains: [{DOMAIN}]}}\n"
-        for u, s in USERS
-    )
-    (data / "agents.yml").write_text(agents)
-    return data
+    return write(folder / "data", {DOMAIN: USERS})
 
 
 def routr_spec(data: Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.data import write
 from bench.server import BenchServer
 from bench.sipp import Step, Target, sipp
 
@@ -33,29 +34,21 @@ def credentials(users: int = USERS) -> list[tuple[str, str]]:
 
 def write_users(folder: Path, users: int = USERS) -> tuple[Path, Path]:
     """The data folder (one Domain, ``users`` Agents) and SIPp's injection file."""
-    data = folder / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "domains.yml").write_text(
-        "- apiVersion: v1beta1\n  kind: Domain\n  metadata: {name: Bench}\n"
-        f"  spec: {{context: {{domainUri: {DOMAIN}}}}}\n"
-    )
     pairs = credentials(users)
-    agents = [
-        f"- apiVersion: v1beta1\n  kind: Agent\n  metadata: {{name: Agent {user}}}\n"
-        f"  spec: {{credentials: {{username: '{user}', secret: '{secret}'}}, "
-        f"domains: [{DOMAIN}]}}\n"
-        for user, secret in pairs
-    ]
-    (data / "agents.yml").write_text("".join(agents))
-    csv = folder / "users.csv"
-    csv.write_text(
+    data = write(folder / "data", {DOMAIN: pairs})
+    return data, write_csv(folder / "users.csv", pairs)
+
+
+def write_csv(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    """SIPp's injection file for register_digest.xml."""
+    path.write_text(
         "SEQUENTIAL\n"
         + "".join(
             f"{user};{DOMAIN};[authentication username={user} password={secret}]\n"
             for user, secret in pairs
         )
     )
-    return data, csv
+    return path
 
 
 class _Server(BenchServer):

@@ -22,7 +22,12 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 class BenchServer:
     """routr-server on loopback with kernel-chosen ports, logging at warning level."""
 
-    def __init__(self, protocols: tuple[str, ...] = ("udp",), spec: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        protocols: tuple[str, ...] = ("udp",),
+        spec: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.dir = Path(tempfile.mkdtemp(prefix="routr-bench-"))
         # the API on a free port too: 4567 may be taken by a routr already running here
         config = {"spec": {"bindAddr": "127.0.0.1",
@@ -33,15 +38,17 @@ class BenchServer:
         self.ports: dict[str, int] = {}
         self.api = ""  # the REST API's base URL (for /metrics)
         self.proc: subprocess.Popen[str] | None = None
+        self.env = {**os.environ, **(env or {})}
 
     def __enter__(self) -> BenchServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "routr.server.cli", "--config", "config.yml",
              "--log-level", "info"],
             cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=self.env,
         )  # fmt: skip
         assert self.proc.stdout is not None
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         for line in self.proc.stdout:
             if "listening on" in line and "routr" in line:
                 self.ports = {p: int(n) for p, n in _LISTEN.findall(line)}
