@@ -116,7 +116,11 @@ async def config(request: Request) -> JSONResponse:
     "allocation sites when started with python -X tracemalloc",
     responses=DOCUMENTED,
 )
-async def memory(top: int = Query(20, ge=1, le=500), objects: bool = Query(False)) -> JSONResponse:
+async def memory(
+    top: int = Query(20, ge=1, le=500),
+    objects: bool = Query(False),
+    sites: bool = Query(True),
+) -> JSONResponse:
     """For finding a leak in a running server: compare two answers taken minutes apart.
 
     Counting live objects walks the whole heap, and a tracemalloc snapshot copies every
@@ -132,12 +136,14 @@ async def memory(top: int = Query(20, ge=1, le=500), objects: bool = Query(False
         data["objects"] = [{"type": t, "count": n} for t, n in types.most_common(top)]
     if tracemalloc.is_tracing():
         current, peak = tracemalloc.get_traced_memory()
-        sites = tracemalloc.take_snapshot().statistics("lineno")[:top]
-        data["tracemalloc"] = {
-            "tracedBytes": current, "peakBytes": peak,
-            "sites": [{"site": f"{st.traceback[0].filename}:{st.traceback[0].lineno}",
-                       "sizeBytes": st.size, "count": st.count} for st in sites],
-        }  # fmt: skip
+        traced: dict[str, Any] = {"tracedBytes": current, "peakBytes": peak}
+        if sites:  # ?sites=false: the live heap's size alone, without a snapshot's cost
+            stats = tracemalloc.take_snapshot().statistics("lineno")[:top]
+            traced["sites"] = [
+                {"site": f"{st.traceback[0].filename}:{st.traceback[0].lineno}",
+                 "sizeBytes": st.size, "count": st.count} for st in stats
+            ]  # fmt: skip
+        data["tracemalloc"] = traced
     return JSONResponse(envelope(200, data))
 
 

@@ -42,9 +42,11 @@ def test_allocation_sites_when_python_traces_allocations(tmp_path: Path) -> None
     try:
         api = Api(proc.api, token(proc.api))
         traced = api.get("/system/memory", params={"top": 3}).json()["data"]["tracemalloc"]
+        size = api.get("/system/memory", params={"sites": "false"}).json()["data"]["tracemalloc"]
         api.close()
     finally:
         assert proc.stop() == 0
     assert traced["tracedBytes"] > 0 and traced["peakBytes"] >= traced["tracedBytes"]
     assert len(traced["sites"]) == 3
     assert all(":" in s["site"] and s["sizeBytes"] > 0 for s in traced["sites"])
+    assert size["tracedBytes"] > 0 and "sites" not in size
