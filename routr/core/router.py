@@ -16,6 +16,11 @@ the targets. Configured, not programmed.
 "Known" AOR: an Agent of that domain, a Peer whose device is that domain, or any live
 binding of ``sip:user@domain``. An unknown user at a local domain goes out by the egress
 policies: phones put their own domain in the Request-URI of a PSTN call.
+
+With ``authenticateRequests`` on, whatever the table refuses to "anyone else" (480, 403,
+404, a domain ACL's 403), and every OPTIONS of theirs, goes out as the authenticator's 407
+instead (:meth:`Router.__call__`), so a stranger cannot tell users, domains or Numbers apart;
+:meth:`Router.route` (the dry run) still gives the table's own answer.
 """
 
 from __future__ import annotations
