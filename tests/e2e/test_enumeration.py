@@ -47,13 +47,16 @@ class Scanner:
     def probe(
         self, method: str, ext: str, host: str, *, from_host: str | None = None,
         authorization: tuple[str, str] | None = None, timeout: float = 5.0,
+        to: str | None = None,
     ) -> tuple[Response, float]:  # fmt: skip
-        ruri = f"sip:{host}" if method == "REGISTER" else f"sip:{ext}@{host}"
+        """``method`` from ``ext`` to ``to`` (else ``ext`` itself, as svwar does)."""
+        ruri = f"sip:{host}" if method == "REGISTER" else f"sip:{to or ext}@{host}"
         headers = [("User-Agent", NEUTRAL_UA)]
         if authorization is not None:
             headers.append(authorization)
         raw = build(method, ruri, via=f"SIP/2.0/UDP {hostport(*self.client.local)}",
-                    from_uri=f"sip:{ext}@{from_host or host}", to_uri=f"sip:{ext}@{host}",
+                    from_uri=f"sip:{ext}@{from_host or host}",
+                    to_uri=f"sip:{ext}@{host}" if method == "REGISTER" else ruri,
                     contacts=[f"<sip:{ext}@{hostport(*self.client.local)}>"], headers=headers,
                     body="hello" if method == "MESSAGE" else "")  # fmt: skip
         started = time.perf_counter()
@@ -79,7 +82,7 @@ class Scanner:
         """Answer ``first``'s challenge with ``password``."""
         key = "www-authenticate" if first.status == 401 else "proxy-authenticate"
         challenge = challenges(first, key)[0]
-        uri = f"sip:{host}" if method == "REGISTER" else f"sip:{ext}@{host}"
+        uri = f"sip:{host}" if method == "REGISTER" else f"sip:{kw.get('to') or ext}@{host}"
         creds = make_credentials(challenge, method, uri, ext, password, uuid.uuid4().hex[:8])
         name = "Authorization" if key == "www-authenticate" else "Proxy-Authorization"
         return self.probe(method, ext, host, authorization=(name, creds), **kw)
@@ -220,7 +223,17 @@ def test_guessing_from_many_addresses_locks_the_aor_while_its_phone_registers(
             other, _ = scanner.probe("REGISTER", "1002", DOMAIN)
             assert scanner.guess("REGISTER", "1002", DOMAIN, other, "s3cret")[0].status == 200
         assert metric(guarded, "routr_aor_lock_refusals_total") >= 1
-        # The phone keeps registering, and its calls keep being authenticated.
+        # The phone keeps registering, and its requests keep being authenticated: as 1001
+        # it reaches the routing table (1077 is not registered: 480) ...
         assert reg.send(contact, expires=300).status == 200
+        as_phone = Scanner(phone)
+        first, _ = as_phone.probe("MESSAGE", "1001", DOMAIN, to="1077")
+        assert first.status == 407
+        assert as_phone.guess("MESSAGE", "1001", DOMAIN, first, "1234", to="1077")[0].status == 480
+        # ... where a new address with the same password is challenged again.
+        with UdpClient(server, bind="127.0.0.42") as client:
+            other = Scanner(client)
+            first, _ = other.probe("MESSAGE", "1001", DOMAIN, to="1077")
+            assert other.guess("MESSAGE", "1001", DOMAIN, first, "1234", to="1077")[0].status == 407
         assert reg.send(contact, expires=0).status == 200
     assert len([line for line in guarded.lines if "locked for" in line]) == 1  # once per lock
