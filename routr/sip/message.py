@@ -361,7 +361,7 @@ class Request(Message):
             if self.method not in KNOWN_METHODS:
                 raise NotImplementedMethod("Not Implemented")
             raise ParseError("CSeq method does not match the request method")
-        _ = self.from_, self.to, self.max_forwards
+        _ = self.call_id, self.from_, self.to, self.max_forwards  # an empty Call-ID too
 
     def response(
         self,

@@ -16,6 +16,8 @@ from routr.data.secrets import Secrets
 from routr.data.snapshot import Snapshot
 from routr.location import MemoryStore
 from routr.models.config import Config
+from routr.sip.errors import ParseError
+from routr.sip.message import Request, parse_message
 from routr.sip.uri import SipURI, escape_user, parse_uri
 
 
@@ -28,11 +30,9 @@ def test_escape_user_takes_back_an_escaped_non_utf8_byte() -> None:
     assert escape_user("caf\u00e9 \udcff") == "caf%C3%A9%20%FF"
 
 
-def test_a_route_token_with_non_ascii_is_refused_not_a_crash(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # hmac.compare_digest raised TypeError on a str with non-ASCII: an in-dialog request
-    # with a forged Route to us (r=\xe9) ended in "routing BYE failed" with a traceback.
+def _served(data: bytes, caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    """What a whole sans-IO service answers to ``data`` from an untrusted source, after
+    checking that it logged no error (its handlers log what they catch)."""
     io = FakeIO(t=1_000.0)
     sip = SipService(
         Config.model_validate({"spec": {"security": {"trusted": []}}}),
@@ -44,6 +44,18 @@ def test_a_route_token_with_non_ascii_is_refused_not_a_crash(
         location=MemoryStore(clock=io.now),
         identity=Identity.of({"127.0.0.1"}, {5060}, set()),
     )
+    with caplog.at_level(logging.ERROR, logger="routr"):
+        sip.on_data(data, FakeSource("10.0.0.5", 5070))
+        asyncio.run(io.run_work())
+    assert not caplog.records, caplog.text
+    return [(r.status, r.reason) for r in io.replies]
+
+
+def test_a_route_token_with_non_ascii_is_refused_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # hmac.compare_digest raised TypeError on a str with non-ASCII: an in-dialog request
+    # with a forged Route to us (r=\xe9) ended in "routing BYE failed" with a traceback.
     bye = (
         "BYE sip:1002@10.0.0.7:5062 SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bKabc;rport\r\n"
@@ -51,8 +63,24 @@ def test_a_route_token_with_non_ascii_is_refused_not_a_crash(
         "From: <sip:1001@sip.local>;tag=a\r\nTo: <sip:1002@sip.local>;tag=b\r\n"
         "Call-ID: x1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
     ).encode("latin-1")
-    with caplog.at_level(logging.ERROR, logger="routr"):
-        sip.on_data(bye, FakeSource("10.0.0.5", 5070))
-        asyncio.run(io.run_work())
-    assert not caplog.records, caplog.text
-    assert [(r.status, r.reason) for r in io.replies] == [(403, "Route Not Recorded Here")]
+    assert _served(bye, caplog) == [(403, "Route Not Recorded Here")]
+
+
+EMPTY_CALL_ID = (
+    b"OPTIONS sip:user@example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/TCP t1.example.com;branch=z9hG4bKkdjuw\r\n"
+    b"To: sip:user@example.com\r\nFrom: <sip:caller@example.com>;tag=323\r\n"
+    b"Call-ID:\r\nCSeq: 60 OPTIONS\r\nl: 0\r\n\r\n"
+)
+
+
+def test_an_empty_call_id_fails_the_check(caplog: pytest.LogCaptureFixture) -> None:
+    # Found by the framing target: check() saw a Call-ID header and let the request
+    # through; the proxy's transaction key then raised "Missing Call-ID" inside its task,
+    # and nothing was answered.
+    request = parse_message(EMPTY_CALL_ID)
+    assert isinstance(request, Request)
+    with pytest.raises(ParseError, match="Missing Call-ID") as info:
+        request.check()
+    assert info.value.status == 400 and info.value.message is request
+    assert _served(EMPTY_CALL_ID, caplog) == [(400, "Missing Call-ID")]
