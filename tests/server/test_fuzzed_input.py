@@ -166,14 +166,16 @@ class Probe:
             f"To: <sip:127.0.0.1:{self.port}>", f"Call-ID: {call_id}", "CSeq: 1 OPTIONS",
         ])  # fmt: skip
         started = time.monotonic()
-        self.sock.sendto(data, ("127.0.0.1", self.port))
         deadline = started + PROBE_TIMEOUT
-        while (left := deadline - time.monotonic()) > 0:
-            if not select.select([self.sock], [], [], left)[0]:
-                break
-            answer = self.sock.recv(65535)
-            if answer.startswith(b"SIP/2.0 200") and call_id.encode() in answer:
-                return time.monotonic() - started
+        resend, interval = started, 0.5  # retransmitted like any UDP client (T1 doubling):
+        while (now := time.monotonic()) < deadline:  # a full socket buffer may drop one
+            if now >= resend:
+                self.sock.sendto(data, ("127.0.0.1", self.port))
+                resend, interval = now + interval, interval * 2
+            if select.select([self.sock], [], [], min(resend, deadline) - now)[0]:
+                answer = self.sock.recv(65535)
+                if answer.startswith(b"SIP/2.0 200") and call_id.encode() in answer:
+                    return time.monotonic() - started
         return None
 
 
