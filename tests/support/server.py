@@ -41,7 +41,7 @@ TEST_SECRETS: dict[str, str] = {
     "replica-secret-1": "api/test_replica.py REPLICA_SECRET",
     "changeit": "api/test_openapi.py SECRET",
     "s3cret-pw": "console/test_console.py SECRET",
-    "s3cret-pass": "events/test_nats_publisher.py NATS password",
+    "s3cret-pass": "events/test_nats_publisher.py NATS password, server/test_admin_user.py",
     "s3cret": "e2e agents' passwords (test_proxy.py, test_routing.py, test_api.py)",
     "pw2002": "api/test_api.py agent 2002",
     "pw2003": "api/test_api.py agent 2003",
