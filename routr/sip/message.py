@@ -155,9 +155,8 @@ class Message:
         value = str(vias[0])
         for i, (key, name, raw) in enumerate(self.headers):
             if key == "via":
-                if "," in raw:
-                    rest = raw.split(",", 1)[1].strip()  # Via values hold no quoted commas
-                    value = f"{value}, {rest}"
+                if "," in raw:  # the other values of that header stay (a quoted "," too)
+                    value = ", ".join([value, *split_values(raw)[1:]])
                 self.headers[i] = (key, name, value)
                 break
 

@@ -10,6 +10,7 @@ import pytest
 from support.fake_io import FakeIO, FakeSource
 
 from routr.core.identity import Identity
+from routr.core.nat import stamp_via
 from routr.core.service import SipService
 from routr.data.index import Index
 from routr.data.secrets import Secrets
@@ -84,3 +85,26 @@ def test_an_empty_call_id_fails_the_check(caplog: pytest.LogCaptureFixture) -> N
         request.check()
     assert info.value.status == 400 and info.value.message is request
     assert _served(EMPTY_CALL_ID, caplog) == [(400, "Missing Call-ID")]
+
+
+QUOTED_COMMA_VIA = (
+    b"OPTIONS sip:1002@sip.local SIP/2.0\r\n"
+    b'Via: SIP/2.0/UDP 10.0.0.9:5070;x="a,b";branch=z9hG4bK1\r\n'
+    b"From: <sip:1001@sip.local>;tag=1\r\nTo: <sip:1002@sip.local>\r\n"
+    b"Call-ID: q1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def test_a_quoted_comma_in_the_top_via_survives_its_stamp(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Found by the message target: writing the stamped top Via back cut its header at the
+    # first comma, quoted or not, which left an unterminated quote behind; the proxy's
+    # transaction key then raised inside its task and nothing was answered.
+    request = parse_message(QUOTED_COMMA_VIA)
+    assert isinstance(request, Request)
+    stamp_via(request, "10.0.0.5", 5070)
+    request.remove("x-none")  # drops the parsed Vias: read again from the header
+    (via,) = request.vias
+    assert (via.params["x"], via.received, via.branch) == ("a,b", "10.0.0.5", "z9hG4bK1")
+    assert _served(QUOTED_COMMA_VIA, caplog)  # answered, nothing logged
