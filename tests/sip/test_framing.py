@@ -194,9 +194,9 @@ def test_fuzz_only_framing_errors(chunks: list[bytes]) -> None:
 def test_a_trickled_message_has_its_header_block_read_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Found writing the framing fuzz target: each chunk re-read the whole header block (and
-    # searched it again for its end), so a message sent a byte
-    # at a time cost time quadratic in its size (seconds of CPU for one 64 KB message).
+    # Found writing the framing fuzz target: each chunk searched the whole buffer for the
+    # header block's end and re-read the block, so a message sent a byte at a time cost
+    # time quadratic in its size (seconds of CPU for one 64 KB message).
     calls: list[bytes] = []
     real = framing._content_length
 
