@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
+from collections.abc import Callable
 
 #: Upper bounds of the pause histogram, in seconds.
 PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -29,7 +30,8 @@ class GcWatch:
     young collection it took 40 % of the CPU.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
         self.base = sys.getallocatedblocks()
         self.freezing = True
         self._started = 0.0
@@ -40,12 +42,12 @@ class GcWatch:
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = self._clock()
             return
         generation = info["generation"]
         self._freeze(generation)
         # Timed after the freeze: it belongs to the pause the loop sees.
-        pause = time.perf_counter() - self._started
+        pause = self._clock() - self._started
         self.seconds[generation] += pause
         if pause > self.longest[generation]:
             self.longest[generation] = pause

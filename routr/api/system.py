@@ -132,7 +132,15 @@ async def memory(
                "collections": [g["collections"] for g in gc.get_stats()]},
     }  # fmt: skip
     if objects:
-        types = Counter(type(o).__name__ for o in gc.get_objects())
+        # Survivors are frozen (routr.gcwatch), and get_objects() skips frozen objects:
+        # thaw for the count, freeze again (both are O(1) list splices).
+        frozen = gc.get_freeze_count() > 0
+        gc.unfreeze()
+        try:
+            types = Counter(type(o).__name__ for o in gc.get_objects())
+        finally:
+            if frozen:
+                gc.freeze()
         data["objects"] = [{"type": t, "count": n} for t, n in types.most_common(top)]
     if tracemalloc.is_tracing():
         current, peak = tracemalloc.get_traced_memory()

@@ -13,18 +13,13 @@ from routr import gcwatch
 
 
 def test_a_pause_is_counted_in_its_bucket_and_remembered_as_the_longest() -> None:
-    watch = gcwatch.GcWatch()
-    watch.freezing = False  # leave this process' collector alone
     times = iter([10.0, 10.003, 20.0, 22.0])
-    real = gcwatch.time.perf_counter
-    gcwatch.time.perf_counter = lambda: next(times)  # type: ignore[assignment]
-    try:
-        watch("start", {"generation": 0})
-        watch("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
-        watch("start", {"generation": 0})
-        watch("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
-    finally:
-        gcwatch.time.perf_counter = real  # type: ignore[assignment]
+    watch = gcwatch.GcWatch(clock=lambda: next(times))
+    watch.freezing = False  # leave this process' collector alone
+    watch("start", {"generation": 0})
+    watch("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
+    watch("start", {"generation": 0})
+    watch("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
     counts = watch.counts[0]
     assert counts[gcwatch.PAUSE_BUCKETS.index(0.005)] == 1  # 3 ms
     assert counts[-1] == 1  # 2 s: over every bound
