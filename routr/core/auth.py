@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AorLimit",
     "AuthFailures",
+    "BoundAddresses",
     "ConnectionLike",
     "PeerAddresses",
     "RequestAuthenticator",
@@ -30,6 +31,7 @@ __all__ = [
     "aor_key",
     "find_credentials",
     "refusal_realm",
+    "settle",
 ]
 
 _log = logging.getLogger("routr.security")
@@ -144,14 +146,15 @@ class AorLimit:
 
     ``failures`` within ``seconds`` lock the AOR for ``lock_seconds``. While it is locked
     only its known addresses may still authenticate: trusted networks, addresses that
-    authenticated as it lately (:meth:`succeeded`), and -- the registrar looks -- those
-    holding a binding of it. Any other address is answered as if its password were wrong,
-    after the same digest work. Unknown AORs are counted and locked like known ones, so a
-    lock tells nothing about who exists. Memory only, per node (see the README).
+    authenticated as it lately (:meth:`succeeded`), and those holding a binding of it
+    (``bound``, from the location store's events; the registrar also asks the store).
+    Any other address is answered as if its password were wrong, after the same digest
+    work. Unknown AORs are counted and locked like known ones, so a lock tells nothing
+    about who exists. Memory only, per node (see the README).
     """
 
-    __slots__ = ("_counts", "_good", "_locked", "failures", "lock_seconds", "locks",
-                 "max_aors", "refused", "remember", "seconds", "trusted")  # fmt: skip
+    __slots__ = ("_counts", "_good", "_locked", "bound", "failures", "lock_seconds",
+                 "locks", "max_aors", "refused", "remember", "seconds", "trusted")  # fmt: skip
 
     #: Addresses remembered per AOR (a phone's IPv4 and IPv6, a roaming handset...).
     MAX_ADDRESSES = 8
@@ -163,6 +166,7 @@ class AorLimit:
         lock_seconds: float = 900.0,
         *,
         trusted: Callable[[str], bool] | None = None,
+        bound: Callable[[str, str], bool] | None = None,
         max_aors: int = 100_000,
     ) -> None:
         self.failures = failures
@@ -172,6 +176,8 @@ class AorLimit:
         #: registration says for itself: the registrar passes its binding's lifetime).
         self.remember = max(seconds, lock_seconds)
         self.trusted = trusted if trusted is not None else _nobody_trusted
+        #: ``(aor, ip)``: ``ip`` holds a current binding of ``aor``
+        self.bound = bound if bound is not None else _nothing_bound
         self.max_aors = max_aors
         self._counts = AuthFailures(failures, seconds, max_sources=max_aors)
         self._locked: dict[str, float] = {}  # AOR -> locked until
@@ -189,12 +195,15 @@ class AorLimit:
         return False
 
     def known(self, key: str, ip: str, now: float) -> bool:
-        """``ip`` authenticated as ``key`` lately, or is in a trusted network."""
+        """``ip`` authenticated as ``key`` lately, holds a binding of it, or is in a
+        trusted network."""
         good = self._good.get(key)
-        return (good is not None and good.get(ip, 0.0) > now) or self.trusted(ip)
+        if good is not None and good.get(ip, 0.0) > now:
+            return True
+        return self.bound(key, ip) or self.trusted(ip)
 
     def admits(self, key: str, ip: str, now: float) -> bool:
-        """Whether ``ip`` may try to authenticate as ``key`` (bindings aside)."""
+        """Whether ``ip`` may try to authenticate as ``key``."""
         return not self.locked(key, now) or self.known(key, ip, now)
 
     def refuse(self) -> None:
@@ -240,19 +249,61 @@ class AorLimit:
         return sum(1 for until in self._locked.values() if until > now)
 
 
-class PeerAddresses:
-    """Source addresses of registered Peers, answering ``(ip, port) -> bool`` synchronously.
+def settle(
+    nonces: NonceIssuer,
+    creds: Credentials,
+    method: str,
+    now: float,
+    *,
+    realm: str,
+    password: str | None,
+    key: str,
+    ip: str,
+    failures: AuthFailures | None,
+    limit: AorLimit | None,
+    admitted: bool = True,
+    remember: float | None = None,
+) -> str:
+    """Check the answer to a challenge and count its outcome: ``"ok"``, ``"stale"`` or
+    what else :meth:`NonceIssuer.verify` says (a wrong answer).
 
-    Fed by :meth:`load` (the store's current bindings, at start) and :meth:`on_event` (pass
-    it to ``store.on_event``). A Peer registered over a stream is trusted by IP alone: a new
-    connection from it comes from another ephemeral port.
+    Every path does the same digest work, so neither the answer nor its time tells why
+    it failed. ``admitted`` False: ``key``'s lock refused ``ip`` -- answered as a wrong
+    password, counted as a refusal and not against ``ip`` (a locked user's phone with the
+    right password must not get its office's address banned). ``password`` None: nothing
+    can succeed. ``failures`` None: nothing is counted against ``ip``.
+    ``remember``: how long a success keeps ``ip`` admitted through a lock.
     """
+    if not admitted:
+        if limit is not None:
+            limit.refuse()
+        password = None
+    verdict = nonces.verify(creds, method, now=now, password=password, realm=realm)
+    if verdict == "ok":
+        if limit is not None:
+            limit.succeeded(key, ip, now, remember)
+    elif verdict != "stale":
+        if failures is not None and admitted:
+            failures.record(ip, now)
+        if limit is not None:
+            limit.failed(key, now)
+    return verdict
+
+
+class _BindingKeys:
+    """Keys derived from the location store's bindings, each with the number of current
+    bindings behind it, answered synchronously (the store is async; a lookup per request
+    would cost a Redis round trip). Fed by :meth:`load` (the store's current bindings, at
+    start) and :meth:`on_event` (pass it to ``store.on_event``)."""
 
     __slots__ = ("_by_binding", "_counts")
 
     def __init__(self) -> None:
-        self._by_binding: dict[tuple[str, str], tuple[str, int | None]] = {}
-        self._counts: dict[tuple[str, int | None], int] = {}
+        self._by_binding: dict[tuple[str, str], tuple[object, ...]] = {}
+        self._counts: dict[object, int] = {}
+
+    def _keys(self, binding: Binding) -> tuple[object, ...]:
+        raise NotImplementedError
 
     def load(self, bindings: Iterable[Binding]) -> None:
         for binding in bindings:
@@ -267,28 +318,63 @@ class PeerAddresses:
     def _set(self, binding: Binding) -> None:
         key = (binding.aor, binding.contact)
         self._drop(key)
-        if binding.kind != "Peer":
+        keys = self._keys(binding)
+        if not keys:
             return
-        port = None if binding.transport in STREAM_TRANSPORTS else binding.source_port
-        address = (binding.source_ip, port)
-        self._by_binding[key] = address
-        self._counts[address] = self._counts.get(address, 0) + 1
+        self._by_binding[key] = keys
+        counts = self._counts
+        for k in keys:
+            counts[k] = counts.get(k, 0) + 1
 
     def _drop(self, key: tuple[str, str]) -> None:
-        address = self._by_binding.pop(key, None)
-        if address is None:
+        keys = self._by_binding.pop(key, None)
+        if keys is None:
             return
-        left = self._counts[address] - 1
-        if left:
-            self._counts[address] = left
-        else:
-            del self._counts[address]
+        counts = self._counts
+        for k in keys:
+            left = counts[k] - 1
+            if left:
+                counts[k] = left
+            else:
+                del counts[k]
+
+    def __len__(self) -> int:
+        return len(self._by_binding)
+
+
+class PeerAddresses(_BindingKeys):
+    """Source addresses of registered Peers, answering ``(ip, port) -> bool``. A Peer
+    registered over a stream is trusted by IP alone: a new connection from it comes from
+    another ephemeral port."""
+
+    __slots__ = ()
+
+    def _keys(self, binding: Binding) -> tuple[object, ...]:
+        if binding.kind != "Peer":
+            return ()
+        port = None if binding.transport in STREAM_TRANSPORTS else binding.source_port
+        return ((binding.source_ip, port),)
 
     def __call__(self, ip: str, port: int) -> bool:
         return (ip, port) in self._counts or (ip, None) in self._counts
 
-    def __len__(self) -> int:
-        return len(self._by_binding)
+
+class BoundAddresses(_BindingKeys):
+    """The source addresses of every current binding: by AOR (:meth:`holds`, which lets a
+    registered phone through its AOR's lock on every node and after a restart) and alone
+    (:meth:`any`, an address with a registered client behind it is never banned for a
+    scanner's User-Agent, which anyone can forge in a datagram from it)."""
+
+    __slots__ = ()
+
+    def _keys(self, binding: Binding) -> tuple[object, ...]:
+        return ((binding.aor, binding.source_ip), binding.source_ip)
+
+    def holds(self, aor: str, ip: str) -> bool:
+        return (aor, ip) in self._counts
+
+    def any(self, ip: str) -> bool:
+        return ip in self._counts
 
 
 class RequestAuthenticator:
@@ -345,11 +431,18 @@ class RequestAuthenticator:
     def refusal(self, request: Request, source: SourceLike, now: float) -> Response | None:
         """The answer to a stranger's request that will not be delivered: the challenge an
         Agent's request gets, realm from the request alone (:func:`refusal_realm`), and
-        credentials checked as an unknown user's (counted, never accepted). ``None`` when
-        authentication is off (the router's own answer stands)."""
+        credentials checked as an unknown user's: the same digest work, never accepted.
+        ``None`` when authentication is off (the router's own answer stands).
+
+        Deliberately not counted, per address or per AOR: the realm is the stranger's own
+        (its From host), so a federated PBX's phone answers with its real credentials
+        whenever it calls someone offline here, and ten missed calls would ban the PBX.
+        Nothing can be guessed here (nothing is accepted); floods are the flood ban's."""
         if not self.enabled:
             return None
-        return self._authenticate(request, source, now, refusal_realm(request), None, None)
+        return self._authenticate(
+            request, source, now, refusal_realm(request), None, None, count=False
+        )
 
     def _authenticate(
         self,
@@ -359,6 +452,8 @@ class RequestAuthenticator:
         realm: str,
         user: str | None,
         password: str | None,
+        *,
+        count: bool = True,
     ) -> Response | None:
         creds = find_credentials(request, "proxy-authorization", realm)
         if creds is None:
@@ -366,21 +461,15 @@ class RequestAuthenticator:
         if creds.username != user:
             password = None
         key = aor_key(creds.username, realm)
-        limit = self.limit
-        if limit is not None and not limit.admits(key, source.ip, now):
-            limit.refuse()
-            password = None  # locked: the same digest work, the answer of a wrong password
-        result = self.nonces.verify(creds, request.method, now=now, password=password, realm=realm)
+        limit = self.limit if count else None
+        result = settle(
+            self.nonces, creds, request.method, now, realm=realm, password=password, key=key,
+            ip=source.ip, failures=self.failures if count else None, limit=limit,
+            admitted=limit is None or limit.admits(key, source.ip, now),
+        )  # fmt: skip
         if result == "ok":
             _consume(request, creds)
-            if limit is not None:
-                limit.succeeded(key, source.ip, now)
             return None
-        if result != "stale":
-            if self.failures is not None:
-                self.failures.record(source.ip, now)
-            if limit is not None:
-                limit.failed(key, now)
         return self._challenge(request, realm, now, stale=result == "stale")
 
     def _challenge(self, request: Request, realm: str, now: float, *, stale: bool) -> Response:
@@ -415,4 +504,8 @@ def _nobody(ip: str, port: int) -> bool:
 
 
 def _nobody_trusted(ip: str) -> bool:
+    return False
+
+
+def _nothing_bound(aor: str, ip: str) -> bool:
     return False

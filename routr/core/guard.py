@@ -6,18 +6,28 @@ before parsing it, so a banned source costs a dict look-up and nothing more.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 from routr.core.acl import Acl
 from routr.core.auth import AuthFailures
 from routr.events import Event, SecurityBanned
 
-#: User-Agent fragments of SIP scanners (lower case); such requests are dropped unanswered,
+#: User-Agent names of SIP scanners (lower case); such requests are dropped unanswered,
 #: since any answer confirms a SIP server is here.
 SCANNERS = (
     "friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sipscan", "vaxsipuseragent",
     "iwar", "sivus", "sundayddr", "smap", "pplsip", "voipbuster", "cpxsip",
 )  # fmt: skip
+#: A name counts only as a whole word ("sipcli/1.8", not "MySipClient"): a false hit
+#: drops a real client's every request.
+_SCANNER = re.compile(
+    r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, SCANNERS)) + r")(?![a-z0-9])", re.IGNORECASE
+)
+#: Over UDP anyone can send a datagram in another's name, so one request with a scanner's
+#: User-Agent is only dropped; this many within ``SCANNER_SECONDS`` ban the source.
+SCANNER_HITS = 5
+SCANNER_SECONDS = 60.0
 
 _MAX_TRACKED = 100_000
 
@@ -26,14 +36,15 @@ class Guard:
     """Counts requests per source IP and keeps the list of banned ones.
 
     A source is banned for ``flood_ban`` seconds when it sends more than ``flood_requests``
-    packets in ``flood_seconds`` or names a known scanner as its User-Agent, and for
-    ``auth_ban`` seconds when ``failures`` says it failed authentication too often.
-    Trusted networks are never banned.
+    packets in ``flood_seconds`` or names a known scanner as its User-Agent (see
+    :meth:`scanner`), and for ``auth_ban`` seconds when ``failures`` says it failed
+    authentication too often. Trusted networks are never banned.
     """
 
     __slots__ = (
         "_bans",
         "_counts",
+        "_scans",
         "_trusted",
         "auth_ban",
         "block_scanners",
@@ -42,6 +53,7 @@ class Guard:
         "flood_ban",
         "flood_requests",
         "flood_seconds",
+        "known",
     )  # fmt: skip
 
     def __init__(
@@ -55,6 +67,7 @@ class Guard:
         auth_ban: float = 900.0,
         block_scanners: bool = True,
         emit: Callable[[Event], None] | None = None,
+        known: Callable[[str, int], bool] | None = None,
     ) -> None:
         # Trusted = an ACL that allows the trusted networks and denies everything else.
         self._trusted = Acl.from_lists(allow=list(trusted), deny=["0.0.0.0/0", "::/0"])
@@ -67,6 +80,10 @@ class Guard:
         self.emit = emit
         self._bans: dict[str, float] = {}  # ip -> banned until
         self._counts: dict[str, list[float]] = {}  # ip -> [window start, packets]
+        self._scans: dict[str, list[float]] = {}  # ip -> [window start, scanner datagrams]
+        #: ``(ip, port)`` is a party we know (a Gateway's, a registered client's): never
+        #: banned for a User-Agent, which a forged datagram can carry in its name.
+        self.known = known
 
     def trusted(self, ip: str) -> bool:
         return self._trusted.allowed(ip)
@@ -101,16 +118,33 @@ class Guard:
     def is_scanner(self, user_agent: str | None) -> bool:
         if not self.block_scanners or not user_agent:
             return False
-        agent = user_agent.lower()
-        return any(name in agent for name in SCANNERS)
+        return _SCANNER.search(user_agent) is not None
 
-    def scanner(self, ip: str, user_agent: str | None, now: float) -> bool:
-        """Whether a request with ``user_agent`` is a known scanner's, to drop unanswered;
-        its source is banned as for a flood (it would scan on, and every other request of
-        the scan costs a parse). Trusted networks are dropped, never banned."""
+    def scanner(
+        self, ip: str, port: int, user_agent: str | None, now: float, *, connected: bool
+    ) -> bool:
+        """Whether a request with ``user_agent`` is a known scanner's, to drop unanswered.
+
+        Its source is banned as for a flood (it would scan on, and every other request of
+        the scan costs a parse): at once over a ``connected`` transport (TCP, TLS, WS: the
+        handshake proved the address), over UDP after ``SCANNER_HITS`` within
+        ``SCANNER_SECONDS`` (one forged datagram must not ban a Gateway or an office's
+        NAT). Trusted networks and ``known`` parties are dropped, never banned."""
         if not self.is_scanner(user_agent):
             return False
-        if self.flood_ban > 0 and not self.trusted(ip):
+        if self.flood_ban <= 0 or self.trusted(ip):
+            return True
+        if not connected:
+            counter = self._scans.get(ip)
+            if counter is None or now - counter[0] >= SCANNER_SECONDS:
+                if counter is None and len(self._scans) >= _MAX_TRACKED:
+                    self._scans.clear()
+                counter = self._scans[ip] = [now, 0.0]
+            counter[1] += 1
+            if counter[1] < SCANNER_HITS:
+                return True
+            del self._scans[ip]
+        if self.known is None or not self.known(ip, port):
             self._ban(ip, now, self.flood_ban, "scanner")
         return True
 
@@ -133,6 +167,7 @@ class Guard:
         Its flood and failure counts start again from nothing."""
         found = self._bans.pop(ip, None) is not None
         self._counts.pop(ip, None)
+        self._scans.pop(ip, None)
         if self.failures is not None:
             self.failures.clear(ip)
         return found

@@ -11,8 +11,9 @@ Decisions:
   fail like a wrong password. Nothing is ever relayed: REGISTER is answered here.
 - Agents are found by (Authorization username, To host), Peers by the username; unknown
   users, wrong passwords and AORs locked by :class:`~routr.core.auth.AorLimit` get the
-  same 401 after the same digest work. What tells more (the domain ACL's 403, credentials
-  that are not the To user's: 403) comes only after the password proved right.
+  same 401 after the same digest work, and so do sources the domain ACL denies (never its
+  403: that would tell them the password was right). What tells more (credentials that
+  are not the To user's: 403) comes only after the password proved right.
 - Contacts match stored ones by RFC 3261 §19.1.4 URI comparison; the stored string is the
   contact as first registered.
 - An out-of-order refresh (same Call-ID, CSeq not higher) fails the request with 500.
@@ -26,7 +27,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Final, Protocol
 
 from routr.core.acl import DomainAcls
-from routr.core.auth import AorLimit, AuthFailures, SourceLike, aor_key, find_credentials
+from routr.core.auth import AorLimit, AuthFailures, SourceLike, aor_key, find_credentials, settle
 from routr.events import (
     EndpointEvent,
     EndpointExpired,
@@ -167,27 +168,26 @@ class Registrar:
         password = resource.spec.credentials.secret if resource is not None else None
         key = aor_key(creds.username, realm, local)
         limit = self.limit
-        if limit is not None and not await self._admitted(
-            limit, key, request, resource, creds.username, realm, source, now
-        ):
-            limit.refuse()
-            password = None  # locked: the same digest work, the answer of a wrong password
-        verdict = self.nonces.verify(creds, "REGISTER", now=now, password=password, realm=realm)
+        admitted = True
+        if local and not self.acls.allowed(realm, source.ip):
+            # A REGISTER is a request into the domain: its ACL applies too. Answered as a
+            # wrong password, so a denied source learns no password is right; and counted
+            # against the source like one: a denied source that keeps guessing is banned.
+            password = None
+        elif limit is not None:
+            admitted = await self._admitted(
+                limit, key, request, resource, creds.username, realm, source, now
+            )
+        verdict = settle(
+            self.nonces, creds, "REGISTER", now, realm=realm, password=password, key=key,
+            ip=source.ip, failures=self.failures, limit=limit, admitted=admitted,
+            remember=self.config.max_expires,
+        )  # fmt: skip
         if verdict != "ok":
-            if verdict != "stale":
-                if self.failures is not None:
-                    self.failures.record(source.ip, now)
-                if limit is not None:
-                    limit.failed(key, now)
             return self._challenge(request, realm, now, stale=verdict == "stale")
         assert resource is not None  # "ok" needs a password
-        if limit is not None:
-            limit.succeeded(key, source.ip, now, self.config.max_expires)
         if creds.username != to_uri.user_unescaped:
             return request.response(403, "Forbidden (credentials do not match the To user)")
-        if local and not self.acls.allowed(realm, source.ip):
-            # A REGISTER is a request into the domain: its ACL applies too.
-            return request.response(403, "Forbidden By Domain ACL")
         return await self._bind(request, source, now, resource)
 
     async def _admitted(

@@ -27,6 +27,7 @@ from routr.core.acl import Acl
 from routr.core.auth import (
     AorLimit,
     AuthFailures,
+    BoundAddresses,
     PeerAddresses,
     RequestAuthenticator,
     SourceLike,
@@ -62,6 +63,8 @@ from routr.sip.uri import SipURI
 _log = logging.getLogger("routr.sip")
 #: Seconds a source over maxTransactionsPerSource is asked to wait (503 Retry-After).
 RETRY_AFTER = 5
+#: Never refused by maxTransactionsPerSource: ACK opens no transaction, CANCEL ends one.
+_UNLIMITED = frozenset({"ACK", "CANCEL"})
 
 
 class ServiceIO(Protocol):
@@ -152,6 +155,8 @@ class SipService:
         #: Shared by the registrar and the request authenticator: ``total`` is every
         #: wrong answer to a challenge.
         self.auth_failures = failures
+        #: Every current binding's source address, from the location store's events.
+        self.bound = BoundAddresses()
         self.guard = Guard(
             security.trusted,
             flood_requests=security.flood_ban.requests,
@@ -161,12 +166,14 @@ class SipService:
             auth_ban=security.auth_failure_ban.ban_seconds,
             block_scanners=security.block_scanners,
             emit=emit,
+            known=self._known_source,
         )
         per_aor = security.auth_failure_ban.per_aor
         #: Failures per AOR from any address (the registrar's and the authenticator's).
         self.aor_limit = AorLimit(
-            per_aor.failures, per_aor.seconds, per_aor.lock_seconds, trusted=self.guard.trusted
-        )
+            per_aor.failures, per_aor.seconds, per_aor.lock_seconds,
+            trusted=self.guard.trusted, bound=self.bound.holds,
+        )  # fmt: skip
         nonces = NonceIssuer(
             secrets.nonce_key, security.nonce_lifetime, algorithms=security.digest_algorithms
         )
@@ -221,10 +228,14 @@ class SipService:
     # -- life ---------------------------------------------------------------------------
 
     async def load_peers(self) -> None:
-        """Learn the Peers' addresses (trusted sources) before the first packet; follow
+        """Learn the Peers' addresses (trusted sources) and every binding's (admitted
+        through an AOR lock, never banned as a scanner) before the first packet; follow
         the store from before the load, so a registration meanwhile is not missed."""
         self.location.on_event(self.peers.on_event)
-        self.peers.load(await self.location.list())
+        self.location.on_event(self.bound.on_event)
+        bindings = await self.location.list()
+        self.peers.load(bindings)
+        self.bound.load(bindings)
 
     def start(self) -> None:
         """Start outbound registrations (the transports are up)."""
@@ -272,14 +283,19 @@ class SipService:
             assert isinstance(message, Request)
             self.counters.requests += 1
             self.stats.request(message.method)
-            if self.guard.scanner(source.ip, message.get("user-agent"), self.clock()):
+            if self.guard.scanner(source.ip, source.port, message.get("user-agent"),
+                                  self.clock(), connected=source.protocol != "udp"):  # fmt: skip
                 self.counters.dropped += 1
                 _log.debug("dropped a scanner's %s from %s", message.method, source.ip)
                 return
             message.check()
             if denied:
                 raise ParseError("Forbidden By ACL", status=403, message=message)
-            if self.transactions.full(source.ip) and not self._continues(message):
+            if (
+                self.transactions.full(source.ip)
+                and not self._continues(message)
+                and not self.guard.trusted(source.ip)
+            ):
                 raise LimitExceeded("Too Many Transactions", limit="transactions", status=503,
                                     message=message, retry_after=RETRY_AFTER)  # fmt: skip
             self._trace_in(message, data, source)  # past the guard, the ACL and the scanners
@@ -298,8 +314,13 @@ class SipService:
             self.io.spawn(work)  # type: ignore[arg-type]
 
     def _continues(self, request: Request) -> bool:
-        """An ACK or a retransmission: no new transaction, so never refused by the limit."""
-        return request.method == "ACK" or server_key(request) in self.transactions
+        """An ACK or a retransmission: no new transaction, so never refused by the limit;
+        a CANCEL, which ends one (a trunk at its limit must still be able to free it)."""
+        return request.method in _UNLIMITED or server_key(request) in self.transactions
+
+    def _known_source(self, ip: str, port: int) -> bool:
+        """A Gateway's address or one holding a binding: not banned for a User-Agent."""
+        return self.bound.any(ip) or self.index().gateway_from(ip, port) is not None
 
     def _registrar_event(self, event: Event) -> None:
         # A binding pushed out by ex_maxContact is the bindings-per-AOR limit's hit.

@@ -151,3 +151,96 @@ def test_per_aor_keys_are_in_the_config_with_their_defaults() -> None:
         {"spec": {"security": {"authFailureBan": {"perAor": {"failures": 3, "lockSeconds": 0}}}}}
     ).spec.security.auth_failure_ban.per_aor
     assert (custom.failures, custom.lock_seconds) == (3, 0)
+
+
+# -- what a refusal does not count against an address -----------------------------------
+
+
+async def test_a_locked_users_right_password_does_not_get_its_address_banned() -> None:
+    w, limit = limited_world()
+    w.registrar.failures = failures = AuthFailures(failures=3, seconds=600)
+    for source in attackers(5):
+        assert (await guess(w, source)).status == 401
+    assert limit.locked(AOR, NOW)
+    office = FakeSource("192.0.2.70", 5060)  # the real phone, behind a new NAT address
+    for i in range(5):  # it retries with its right password: refused by the lock ...
+        assert (await guess(w, office, "1234", now=NOW + i, cseq=i + 1)).status == 401
+    assert limit.refused == 5
+    assert failures.count(office.ip, NOW + 5) == 0  # ... and never counted against it
+    # Nor is a wrong one: counting only those would tell a guesser which password is right
+    # (the one it is never banned for). Once the lock is over, failures count again.
+    assert (await guess(w, office, "nope", now=NOW + 6, cseq=9)).status == 401
+    assert failures.count(office.ip, NOW + 6) == 0
+    assert (await guess(w, office, "nope", now=NOW + 901, cseq=10)).status == 401
+    assert failures.count(office.ip, NOW + 901) == 1
+
+
+async def test_the_lock_does_not_count_a_new_addresss_right_answers_to_invite_either() -> None:
+    from test_auth import answer, invite
+
+    limit = AorLimit(failures=1, seconds=600, lock_seconds=900)
+    failures = AuthFailures(failures=3, seconds=600)
+    w = World()
+    auth = RequestAuthenticator(lambda: w.registrar.index(), w.nonces, limit=limit,
+                                failures=failures)  # fmt: skip
+    limit.failed(AOR, NOW)
+    office = FakeSource("192.0.2.70", 5060)
+    for _ in range(5):
+        challenge = auth.check(invite(), office, NOW)
+        assert auth.check(invite(answer(challenge)), office, NOW) is not None  # refused
+    assert failures.count(office.ip, NOW) == 0 and limit.refused == 5
+
+
+async def test_a_source_the_domain_acl_denies_learns_no_password_and_is_counted() -> None:
+    from support.data import domain
+    from test_registrar import RESOURCES
+
+    from routr.core.acl import DomainAcls
+    from routr.data.index import Index
+    from routr.data.snapshot import Snapshot
+    from routr.models import parse_resource
+
+    acl = {"allow": ["10.0.0.0/8"], "deny": ["0.0.0.0/0"]}
+    guarded = Index(Snapshot.of([parse_resource(domain("sip.local", acl=acl)), *RESOURCES[1:]]))
+    w, _ = limited_world()
+    w.registrar.index = lambda: guarded
+    w.registrar.acls = DomainAcls(w.registrar.index)
+    w.registrar.failures = failures = AuthFailures(failures=100, seconds=600)
+    denied = FakeSource("198.51.100.9", 5060)
+    right = await guess(w, denied, "1234")
+    wrong = await guess(w, denied, "nope", cseq=2)
+    assert (right.status, right.reason) == (wrong.status, wrong.reason) == (401, "Unauthorized")
+    assert [k for k, _, _ in right.headers] == [k for k, _, _ in wrong.headers]
+    assert failures.count(denied.ip, NOW) == 2  # a denied source that guesses is banned
+    assert await w.store.lookup(AOR) == []
+    assert (await guess(w, FakeSource("10.1.2.3", 5060), "1234")).status == 200  # allowed
+
+
+# -- bindings admit their addresses, also to INVITE and MESSAGE ----------------------------
+
+
+async def test_a_binding_admits_its_address_through_the_lock_for_invite() -> None:
+    from test_auth import answer, invite
+
+    from routr.core.auth import BoundAddresses
+
+    w, limit = limited_world(failures=1)
+    bound = BoundAddresses()
+    w.store.on_event(bound.on_event)
+    limit.bound = bound.holds
+    phone = FakeSource("192.0.2.80", 5070)
+    assert (await guess(w, phone, "1234")).status == 200
+    limit._good.clear()  # a restart, or another node: nothing remembered but the binding
+    auth = RequestAuthenticator(lambda: w.registrar.index(), w.nonces, limit=limit)
+    limit.failed(AOR, NOW)
+    assert limit.locked(AOR, NOW)
+    challenge = auth.check(invite(), phone, NOW)
+    assert auth.check(invite(answer(challenge)), phone, NOW) is None  # the phone calls
+    stranger = FakeSource("192.0.2.81", 5070)
+    challenge = auth.check(invite(), stranger, NOW)
+    assert auth.check(invite(answer(challenge)), stranger, NOW) is not None
+    # The binding gone (and its success forgotten), so is the address's pass.
+    await w.store.remove_all(AOR)
+    limit._good.clear()
+    challenge = auth.check(invite(), phone, NOW)
+    assert auth.check(invite(answer(challenge)), phone, NOW) is not None

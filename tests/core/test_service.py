@@ -3,10 +3,13 @@ on the shared fake I/O and clock."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from support.data import agent, domain
 from support.fake_io import FakeIO, FakeSource
 
+from routr.core.guard import SCANNER_HITS
 from routr.core.identity import Identity
 from routr.core.service import SipService
 from routr.data.index import Index
@@ -37,10 +40,12 @@ INDEX = Index(Snapshot.of([parse_resource(r) for r in RESOURCES]))
 
 
 class World:
-    def __init__(self, spec: dict[str, object] | None = None) -> None:
+    def __init__(
+        self, spec: dict[str, object] | None = None, store: MemoryStore | None = None
+    ) -> None:
         self.io = FakeIO(t=1_000.0)
         self.events: list[Event] = []
-        self.store = MemoryStore(clock=self.io.now)
+        self.store = store or MemoryStore(clock=self.io.now)
         config = Config.model_validate({"spec": spec or {}})
         self.sip = SipService(
             config,
@@ -168,3 +173,78 @@ async def test_an_ack_with_a_route_that_does_not_parse_is_dropped() -> None:
     )
     assert await world.feed(ack) is None  # no traceback out of the spawned work either
     assert world.io.sent == []
+
+
+def invite(call_id: str, method: str = "INVITE", branch: str = "") -> str:
+    return (
+        f"{method} sip:1002@sip.local SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK{branch or call_id};rport\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:1001@sip.local>;tag=a1\r\nTo: <sip:1002@sip.local>\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 {method}\r\nContact: <sip:1001@10.0.0.5:5070>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_the_transaction_limit_lets_cancel_and_trusted_sources_through(
+    trusted: bool,
+) -> None:
+    security: dict[str, object] = {
+        "authenticateRequests": False,
+        "limits": {"maxTransactionsPerSource": 1},
+        "trusted": ["10.0.0.0/8"] if trusted else [],
+    }
+    world = World({"security": security})
+    await registered(world, "1002", "5678", 5072)
+    ringing = await world.feed(invite("c1"))  # the callee never answers: in progress
+    assert ringing is not None and ringing.status == 100
+    second = await world.feed(invite("c2"))
+    assert second is not None and second.status == (100 if trusted else 503)
+    # The CANCEL that would free the first is never refused.
+    cancelled = await world.feed(invite("c1", "CANCEL", branch="c1"))
+    assert cancelled is not None and (cancelled.status, cancelled.cseq.method) == (200, "CANCEL")
+
+
+def options(user_agent: str, port: int = 5070) -> str:
+    return (
+        "OPTIONS sip:sip.local SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 10.0.0.5:{port};branch=z9hG4bKo{next(_branches)};rport\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:x@example.com>;tag=o1\r\nTo: <sip:sip.local>\r\n"
+        f"Call-ID: o{next(_branches)}\r\nCSeq: 1 OPTIONS\r\nUser-Agent: {user_agent}\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+
+
+_branches = itertools.count(1)
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+async def test_a_scanner_user_agent_never_bans_an_address_holding_a_binding(
+    protocol: str,
+) -> None:
+    world = World({"security": {"trusted": []}})
+    await world.sip.load_peers()  # follows the store: bindings are known as they come
+    await registered(world, "1001", "1234", 5070)
+    office = FakeSource("10.0.0.5", 5999, protocol)  # same address, another port
+    for _ in range(SCANNER_HITS * 2):  # forged in its name, or a colleague's softphone
+        assert await world.feed(options("friendly-scanner"), office) is None  # dropped
+    assert world.of(SecurityBanned) == []
+    elsewhere = FakeSource("10.0.0.77", 5070, protocol)
+    for _ in range(SCANNER_HITS):
+        await world.feed(options("friendly-scanner"), elsewhere)
+    assert [(e.ip, e.reason) for e in world.of(SecurityBanned)] == [("10.0.0.77", "scanner")]  # type: ignore[attr-defined]
+
+
+async def test_bindings_in_the_store_at_start_admit_their_addresses_through_a_lock() -> None:
+    world = World()
+    await registered(world, "1001", "1234", 5070)
+    # A new process on the same store (Redis): it remembers nothing but what the store holds.
+    restarted = World(store=world.store)
+    await restarted.sip.load_peers()
+    limit = restarted.sip.aor_limit
+    assert limit.admits("sip:1001@sip.local", "10.0.0.5", 1_000.0)
+    for i in range(limit.failures):
+        limit.failed("sip:1001@sip.local", 1_000.0 + i)
+    assert limit.locked("sip:1001@sip.local", 1_030.0)
+    assert limit.admits("sip:1001@sip.local", "10.0.0.5", 1_030.0)  # its binding's address
+    assert not limit.admits("sip:1001@sip.local", "10.0.0.6", 1_030.0)
