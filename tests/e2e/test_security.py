@@ -133,11 +133,13 @@ def test_domain_acl_applies_to_requests_into_the_domain(tmp_path):
     data = standard_data(tmp_path / "data",
                          domain_acl={"deny": ["0.0.0.0/0"], "allow": ["127.0.0.2"]})  # fmt: skip
     with running(tmp_path, data=data) as proc, udp(proc, bind="127.0.0.2") as phone:
-        # A REGISTER is a request into the domain too: refused from a denied source, said
-        # so once the password proved right (before, it is challenged like any other).
+        # A REGISTER is a request into the domain too: refused from a denied source with the
+        # 401 of a wrong password, right password or not (a 403 would tell it was right).
         with udp(proc) as outsider:
             refused = register(outsider)
-            assert (refused.status, refused.reason) == (403, "Forbidden By Domain ACL")
+            wrong = register(outsider, password="nope")
+            assert (refused.status, refused.reason) == (wrong.status, wrong.reason)
+            assert refused.status == 401
         assert register(phone).status == 200
         with UdpClient((proc.host, proc.ports["udp"]), bind="127.0.0.1") as denied:
             # A stranger is refused as at a domain we do not serve: it learns nothing.

@@ -1,11 +1,15 @@
 """sipvicious (Debian ``sipvicious``) against the test server on loopback (issue 17): svmap,
-svwar and svcrack find nothing and get banned; with their User-Agent changed to a phone's
-(the same tools, run through a small launcher written here), svwar still finds no extension
-and svcrack is banned for its failures before it reaches the password, while the real user
-keeps registering from its own address.
+svwar and svcrack find nothing and get banned when they scan on; with their User-Agent
+changed to a phone's (the same tools, run through a small launcher written here), svwar
+still finds no extension and svcrack is banned for its failures before it reaches the
+password, while the real user keeps registering from its own address.
 
 sipvicious 0.3.3 binds only svmap to ``-b``; svwar and svcrack send from 127.0.0.1 whatever
 they are told, so these servers trust no network (``trusted: []``) and can ban 127.0.0.1.
+
+Each tool, unanswered, sends one datagram and gives up. Over UDP one datagram with a
+scanner's User-Agent is dropped but bans nothing (anyone can forge it in a Gateway's name);
+``SCANNER_HITS`` within a minute do, so the test goes on scanning from the tool's address.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from registrar_kit import Registration, hostport, running
+from registrar_kit import Registration, build, hostport, running
 from support.binaries import free_port, missing
 from support.server import RoutrProcess
 from support.sip import UdpClient
+
+from routr.core.guard import SCANNER_HITS
 
 PHONE_UA = "Linphone/5.2.0 (belle-sip/5.2.0)"
 #: Nothing trusted; floods are not what these tests are about (a scan of 11 numbers is
@@ -119,12 +125,24 @@ def test_sipvicious_finds_nothing_and_is_banned(
     else:
         result = sipvicious(name, *scan(server, *args))
     assert found_nothing(result), (result.stdout, result.stderr)
-    server.wait_for(f"security.banned {source} for 300 s: scanner")
-    # The ban outlives the scan: the next request from there, of anyone, is dropped too.
     with UdpClient((server.host, server.ports["udp"]), bind=source) as client:
         reg = Registration(client, "1001", "1234")
+        contact = [f"<sip:1001@{hostport(*client.local)}>"]
+        # The tool's one datagram was dropped, its source not banned: a phone there is answered.
+        assert client.request(reg.request(contact), timeout=5.0).status == 401
+        assert not any("security.banned" in line for line in server.lines)
+        for _ in range(SCANNER_HITS - 1):  # the scan goes on: banned
+            client.send(scanner_options(client))
+        server.wait_for(f"security.banned {source} for 300 s: scanner")
+        # The ban outlives the scan: the next request from there, of anyone, is dropped too.
         with pytest.raises(TimeoutError):
             client.request(reg.request([f"<sip:1001@{hostport(*client.local)}>"]), timeout=1.0)
+
+
+def scanner_options(client: UdpClient) -> bytes:
+    return build("OPTIONS", "sip:100@127.0.0.1", via=f"SIP/2.0/UDP {hostport(*client.local)}",
+                 from_uri="sip:100@127.0.0.1", to_uri="sip:100@127.0.0.1",
+                 headers=[("User-Agent", "friendly-scanner")])  # fmt: skip
 
 
 @pytest.mark.parametrize("method", ["REGISTER", "INVITE", "OPTIONS"])
