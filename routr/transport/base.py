@@ -65,5 +65,17 @@ class Source:
         return f"<Source {self.protocol} {self.ip}:{self.port}>"
 
 
+def tls_not_done(timeout: float) -> str:
+    """The line for an accepted connection without a TLS handshake in time (a slow one,
+    or one that failed before: the listener cannot tell them apart)."""
+    return (f"closed a connection without a TLS handshake within {timeout:g}s of its "
+            "accept (a slow or failed handshake)")  # fmt: skip
+
+
+def too_slow(who: str, timeout: float, pending: int) -> str:
+    """The line for a connection closed by ``messageTimeout``."""
+    return f"closing {who}: no whole message within {timeout:g}s ({pending} bytes of it so far)"
+
+
 #: What a listener calls for every complete message it receives.
 MessageHandler = Callable[[bytes, Source], None]

@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from routr.core.droplog import DropLog
 from routr.sip.limits import LimitHits
 from routr.transport.base import STREAM_PROTOCOLS, Connection, MessageHandler, Source
 from routr.transport.scheduler import Scheduler, Timer
@@ -82,6 +83,7 @@ class TransportManager:
         message_timeout: float = 20.0,
         max_ws_frame_size: int = 65535,
         limit_hits: LimitHits | None = None,
+        drops: DropLog | None = None,
     ) -> None:
         self.handler: MessageHandler = _unstarted
         self.scheduler = scheduler
@@ -95,6 +97,9 @@ class TransportManager:
         self.message_timeout = message_timeout
         self.max_ws_frame_size = max_ws_frame_size
         self.limit_hits = limit_hits if limit_hits is not None else LimitHits()
+        #: lines about cut-off connections and failed sends, once per source and reason a
+        #: while: a scan makes one per connect, a flood one per message
+        self.drops = drops if drops is not None else DropLog(_log, scheduler.monotonic)
         self.listeners: list[Listener] = []
         self.connections: dict[int, Connection] = {}
         self._by_remote: dict[tuple[str, str, int], Connection] = {}
@@ -222,6 +227,12 @@ class TransportManager:
         if self._by_remote.get(key) is conn:
             del self._by_remote[key]
 
+    def deadline_passed(self, limit: str, ip: str, detail: str) -> None:
+        """A connection from ``ip`` missed the deadline of ``limit`` (``handshake``,
+        ``message_timeout``): count the hit and log ``detail``, rate-limited."""
+        self.limit_hits.hit(limit)
+        self.drops.note(ip, limit, detail)
+
     def connection_to(self, protocol: str, ip: str, port: int) -> Connection | None:
         conn = self._by_remote.get((protocol, ip, port))
         return conn if conn is not None and not conn.closed else None
@@ -294,7 +305,9 @@ class TransportManager:
                 5.0,
             )
         except (OSError, TimeoutError) as exc:
-            _log.info("cannot open %s connection to %s:%s: %s", protocol, *dest, exc)
+            # once a while per address: every message to a peer that is down fails here
+            self.drops.note(dest[0], "connect", f"cannot open {protocol} connection to "
+                            f"{dest[0]}:{dest[1]}: {str(exc) or type(exc).__name__}")  # fmt: skip
             return None
         assert isinstance(conn, StreamConnection)
         return conn if not conn.closed else None

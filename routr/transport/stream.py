@@ -2,10 +2,11 @@
 
 Slow clients are cut off (``spec.security.limits``): an accepted TLS connection must
 finish its handshake within ``handshakeTimeout`` (the loop closes it; the timer here
-counts it), and on an accepted connection the first message must begin, and every
-message that has begun must be whole, within ``messageTimeout`` of its first byte. A
-client trickling a byte a second never goes idle (``idleTimeout``), so this deadline is
-what ends it.
+counts it), an accepted connection must deliver its first whole message within
+``messageTimeout`` of its start (TCP: the accept, TLS: the end of the handshake), and
+every later message within ``messageTimeout`` of its first byte. Keep-alives do not
+count as a message: a client trickling a byte a second, or sending CRLFs, never goes idle
+(``idleTimeout``), so these deadlines are what end it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 from routr.sip.errors import LimitExceeded, ParseError
 from routr.sip.framing import PONG, KeepAlive, StreamFramer
-from routr.transport.base import Connection, MessageHandler, Source
+from routr.transport.base import Connection, MessageHandler, Source, tls_not_done, too_slow
 from routr.transport.scheduler import Timer
 
 if TYPE_CHECKING:
@@ -31,7 +32,9 @@ WRITE_LIMIT = 1 << 20
 class StreamConnection(Connection, asyncio.Protocol):
     """One accepted (or opened) TCP/TLS connection."""
 
-    __slots__ = ("_accepted", "_deadline", "_framer", "_handler", "_manager", "_transport")
+    __slots__ = (
+        "_accepted", "_deadline", "_framer", "_greeted", "_handler", "_manager", "_transport",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -46,6 +49,8 @@ class StreamConnection(Connection, asyncio.Protocol):
         self._framer = StreamFramer(manager.max_message_size)
         self._transport: asyncio.Transport | None = None
         self._accepted = accepted
+        #: a whole message (not a keep-alive) has come: from now on only a begun one is due
+        self._greeted = False
         #: the handshake's deadline until connected, then the current message's
         self._deadline: Timer | None = None
         if accepted and protocol == "tls":
@@ -70,11 +75,13 @@ class StreamConnection(Connection, asyncio.Protocol):
             self._arm()  # the first message must begin in time too
 
     def _handshake_late(self) -> None:
-        # The loop's ssl_handshake_timeout (the same value) closes the connection.
+        # The loop's ssl_handshake_timeout (the same value) closes a slow handshake. A
+        # failed one was closed earlier, and asyncio and uvloop tell the app protocol of
+        # neither (no connection_lost): both end here, without a peer address to name.
         self._deadline = None
-        self._manager.limit_hits.hit("handshake")
-        _log.info("a %s handshake took over %ss: closed", self.protocol,
-                  self._manager.handshake_timeout)  # fmt: skip
+        self._manager.deadline_passed(
+            "handshake", "", tls_not_done(self._manager.handshake_timeout)
+        )
 
     def _arm(self) -> None:
         if self._deadline is not None:
@@ -87,9 +94,8 @@ class StreamConnection(Connection, asyncio.Protocol):
         self._deadline = None
         if self.closed:
             return
-        self._manager.limit_hits.hit("message_timeout")
-        _log.info("closing %r: no whole message within %ss (%d bytes of it so far)", self,
-                  self._manager.message_timeout, self._framer.pending)  # fmt: skip
+        line = too_slow(repr(self), self._manager.message_timeout, self._framer.pending)
+        self._manager.deadline_passed("message_timeout", self.remote[0], line)
         self.abort()
 
     def data_received(self, data: bytes) -> None:
@@ -99,17 +105,12 @@ class StreamConnection(Connection, asyncio.Protocol):
         except ParseError as exc:
             if isinstance(exc, LimitExceeded):
                 self._manager.limit_hits.hit(exc.limit)
-            _log.info("closing %r: %s", self, exc.reason)
+            # rate-limited: a connect and a line of junk cost a client nothing
+            self._manager.drops.note(self.remote[0], "framing", f"closing {self!r}: {exc.reason}")
             self.close()
             return
-        if self._framer.partial:
-            # A message has begun: its clock starts now, unless it was already running
-            # for this same message (nothing whole came out of this read).
-            if self._deadline is None or items:
-                self._arm()
-        elif self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        if self._accepted:
+            self._keep_time(any(not isinstance(item, KeepAlive) for item in items))
         for item in items:
             if isinstance(item, KeepAlive):
                 self.send(PONG)
@@ -119,6 +120,22 @@ class StreamConnection(Connection, asyncio.Protocol):
                                            self.local, self))  # fmt: skip
             except Exception:
                 _log.exception("dropped a message on %r: handler failed", self)
+
+    def _keep_time(self, got: bool) -> None:
+        """Move the deadline after a read that made ``got`` whole messages or none."""
+        if got:
+            self._greeted = True
+        if self._framer.partial:
+            # A message has begun: its clock starts now, unless it was already running
+            # for this same message (nothing whole came out of this read) or for the
+            # first one.
+            if self._deadline is None or got:
+                self._arm()
+        elif self._greeted and self._deadline is not None:
+            # Nothing is due. Before the first message the clock runs on: keep-alives
+            # (a lone CRLF) must not buy a connection its idleTimeout.
+            self._deadline.cancel()
+            self._deadline = None
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

@@ -2,8 +2,9 @@
 
 Limits (``spec.security.limits``): a frame or message over ``maxWsFrameSize`` closes the
 connection with 1009; the TLS handshake (WSS) and the HTTP upgrade must be done within
-``handshakeTimeout`` of accept, and a frame or fragmented message that has begun must be
-whole within ``messageTimeout``, or the connection is dropped.
+``handshakeTimeout`` of accept, the first message within ``messageTimeout`` of the
+upgrade, and a frame or fragmented message that has begun must be whole within
+``messageTimeout``, or the connection is dropped.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
+from websockets.frames import DATA_OPCODES, CloseCode, Frame
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from routr.transport.base import Connection, MessageHandler, Source
+from routr.transport.base import Connection, MessageHandler, Source, tls_not_done, too_slow
 from routr.transport.scheduler import Timer
 
 if TYPE_CHECKING:
@@ -79,44 +80,80 @@ class WsConnection(Connection):
 
 class SipServerConnection(ServerConnection):
     """websockets' connection with routr's deadlines: made at accept, so its first one
-    covers the TLS handshake and the upgrade; once open, the current partial frame's."""
+    covers the TLS handshake and the upgrade; once open, the first message's, then the
+    current partial frame's."""
 
     def __init__(self, manager: TransportManager, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.manager = manager
+        #: whole SIP messages received (CRLF keep-alives aside): a change tells the
+        #: deadline that a message was done, though another may have begun in the same read
+        self.messages = 0
+        self.upgraded = False
         self.deadline: Timer | None = manager.scheduler.call_later(
             manager.handshake_timeout, self._handshake_late
         )
 
     def opened(self) -> None:
-        """The upgrade is done: from now on only partial messages have a deadline."""
+        """The upgrade is done: the first message is due within messageTimeout."""
+        if self.upgraded:
+            return
+        self.upgraded = True
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
+        if not self.messages:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.deadline = self.manager.scheduler.call_later(
+            self.manager.message_timeout, self._too_slow
+        )
 
     def _handshake_late(self) -> None:
         self.deadline = None
         if self.protocol.state is not State.CONNECTING:
             return
-        self.manager.limit_hits.hit("handshake")
-        _log.info("a WebSocket handshake took over %ss: closed", self.manager.handshake_timeout)
         transport = getattr(self, "transport", None)
-        if transport is not None:  # else TLS is not done: ssl_handshake_timeout closes it
-            transport.abort()
+        if transport is None:
+            # TLS is not done (slow, or failed and never reported): ssl_handshake_timeout
+            # closes it, if it is not closed already
+            self.manager.deadline_passed(
+                "handshake", "", tls_not_done(self.manager.handshake_timeout)
+            )
+            return
+        ip = str(self.remote_address[0])
+        timeout = self.manager.handshake_timeout
+        line = f"closed a WebSocket connection from {ip}: no upgrade within {timeout:g}s"
+        self.manager.deadline_passed("handshake", ip, line)
+        transport.abort()
+
+    def process_event(self, event: Any) -> None:
+        super().process_event(event)
+        if isinstance(event, Frame) and event.fin and event.opcode in DATA_OPCODES:
+            data = event.data
+            # a message of line ends only is a keep-alive (copied only to tell)
+            if data and (data[0] not in (10, 13) or bytes(data).strip(b"\r\n")):
+                self.messages += 1
 
     def data_received(self, data: bytes) -> None:
+        before = self.messages
         super().data_received(data)
         if self.protocol.state is not State.OPEN:
             return
+        self.opened()  # frames may come before the handler does
+        got = self.messages != before
         # websockets keeps an incomplete frame in its reader and counts a fragmented
         # message in current_size: either means a message has begun.
         protocol = self.protocol
         if protocol.reader.buffer or protocol.current_size is not None:
-            if self.deadline is None:
-                self.deadline = self.manager.scheduler.call_later(
-                    self.manager.message_timeout, self._too_slow
-                )
-        elif self.deadline is not None:
+            # its clock starts now, unless already running for it or for the first message
+            if self.deadline is None or got:
+                self._arm()
+        elif self.messages and self.deadline is not None:
+            # nothing due; before the first message pings and CRLFs do not stop the clock
             self.deadline.cancel()
             self.deadline = None
 
@@ -124,9 +161,11 @@ class SipServerConnection(ServerConnection):
         self.deadline = None
         if self.protocol.state is not State.OPEN:
             return
-        self.manager.limit_hits.hit("message_timeout")
-        _log.info("closing WebSocket %s:%s: no whole message within %ss",
-                  *self.remote_address[:2], self.manager.message_timeout)  # fmt: skip
+        protocol = self.protocol
+        pending = len(protocol.reader.buffer) + (protocol.current_size or 0)
+        ip, port = self.remote_address[:2]
+        line = too_slow(f"WebSocket {ip}:{port}", self.manager.message_timeout, pending)
+        self.manager.deadline_passed("message_timeout", str(ip), line)
         self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -3,14 +3,13 @@ answer, ``routr_limit_hits_total`` moves, and the listener keeps serving."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from registrar_kit import DOMAIN, Registration, build, running
+from support.metrics import hits, wait_for_hits
 from support.server import RoutrProcess
 from support.sip import UdpClient, WsClient, options
 from websockets.exceptions import ConnectionClosed
@@ -32,13 +31,6 @@ SPEC = {"security": {"maxMessageSize": 2048, "authenticateRequests": False, "lim
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoutrProcess]:
     with running(tmp_path_factory.mktemp("limits"), ("udp", "ws"), SPEC) as proc:
         yield proc
-
-
-def hits(proc: RoutrProcess, limit: str) -> float:
-    text = httpx.get(f"{proc.api}/metrics", timeout=5).text
-    found = re.search(rf'^routr_limit_hits_total{{limit="{limit}"}} (\S+)$', text, re.M)
-    assert found, f"no routr_limit_hits_total for {limit}"
-    return float(found.group(1))
 
 
 def assert_serving(proc: RoutrProcess) -> None:
@@ -186,11 +178,3 @@ def expect(client: UdpClient, method: str) -> Request:
         message = client.recv(timeout=max(0.01, deadline - time.monotonic()))
         if isinstance(message, Request) and message.method == method:
             return message
-
-
-def wait_for_hits(proc: RoutrProcess, limit: str, count: float, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while hits(proc, limit) < count:
-        assert time.monotonic() < deadline, f"{limit} never reached {count}"
-        time.sleep(0.05)  # polling the metric, bounded by the deadline above
-    assert hits(proc, limit) == count
