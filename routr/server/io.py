@@ -81,8 +81,8 @@ class TransportIO:
             if conn is not None:
                 conn.send(data)
             else:
-                _log.info("cannot answer %s:%s: its %s connection is gone", source.ip,
-                          source.port, source.protocol)  # fmt: skip
+                line = f"cannot answer {source.ip}:{source.port}: its {source.protocol} "
+                self.transports.drops.note(source.ip, "gone", line + "connection is gone")
             return
         assert dest is not None
         self.transports.send_udp(source.local, dest, data)
@@ -118,14 +118,16 @@ class TransportIO:
         if not is_ip(host):
             if self.lookups >= self.max_pending_lookups:
                 self.transports.limit_hits.hit("dns_lookups")
-                _log.info("not resolving %s: %d lookups pending already", host, self.lookups)
+                self.transports.drops.note(host, "dns_lookups", f"not resolving {host}: "
+                                           f"{self.lookups} lookups pending already")  # fmt: skip
                 on_error()
                 return
             self.lookups += 1
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, hop.port)
             except OSError as exc:
-                _log.info("cannot resolve %s: %s", host, exc)
+                # once a while per name: every message to a name that fails comes here
+                self.transports.drops.note(host, "resolve", f"cannot resolve {host}: {exc}")
                 on_error()
                 return
             finally:
