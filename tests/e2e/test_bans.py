@@ -7,6 +7,8 @@ from support.data import agent, domain, write_resources
 from support.server import RoutrProcess
 from support.sip import UdpClient, options, register
 
+from routr.core.guard import SCANNER_HITS
+
 
 @pytest.fixture
 def guarded(tmp_path):
@@ -35,7 +37,14 @@ def test_scanner_is_dropped_unanswered_and_banned(guarded):
         answer = trusted.request(_options(trusted, guarded, call_id="plain"))
         assert answer.status == 200 and answer.call_id == "plain@test"
     with UdpClient(("127.0.0.1", guarded.ports["udp"]), bind="127.0.0.2") as c:
+        # One datagram, which anyone could forge in 127.0.0.2's name, is dropped; the
+        # address is not banned for it ...
         c.send(_options(c, guarded, extra="User-Agent: friendly-scanner\r\n"))
+        answer = c.request(_options(c, guarded, call_id="after-one"))
+        assert answer.status == 200 and answer.call_id == "after-one@test"
+        # ... a scan that goes on is.
+        for _ in range(SCANNER_HITS - 1):
+            c.send(_options(c, guarded, extra="User-Agent: friendly-scanner\r\n"))
         guarded.wait_for("security.banned 127.0.0.2 for 600 s: scanner")
         with pytest.raises(TimeoutError):
             c.request(_options(c, guarded), timeout=1.0)  # its next request, scanner or not
