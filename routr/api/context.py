@@ -36,6 +36,8 @@ class ApiContext:
     reload: Callable[[], Awaitable[dict[str, Any]]]
     #: lift a ban here and where bans are kept for every node; False if there was none
     lift_ban: Callable[[str], Awaitable[bool]]
+    #: lines about refused or dropped messages held back so far (SIP core and transports)
+    suppressed: Callable[[], int]
     #: set when the server stops: open watch and follow streams end
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -136,7 +136,7 @@ def _sip(ctx: ApiContext) -> Iterator[Metric]:
         "routr_log_lines_suppressed",
         "Lines about refused or dropped messages not written: counted into the next line "
         "for the same source and reason.",
-        value=sip.drops.suppressed,
+        value=ctx.suppressed(),
     )
     buckets, _, seconds = stats.histogram()
     yield HistogramMetricFamily(

@@ -218,6 +218,10 @@ class Server:
             type(self.store).__name__,
         )
 
+    def _suppressed(self) -> int:
+        assert self.sip is not None and self.transports is not None
+        return self.sip.drops.suppressed + self.transports.drops.suppressed
+
     async def _start_api(self, token_key: bytes) -> None:
         assert self.sip is not None and self.provider is not None and self.io is not None
         assert self.live is not None and self.store is not None
@@ -236,6 +240,7 @@ class Server:
             listeners=self.io.listeners,
             reload=self.reload,
             lift_ban=self.lift_ban,
+            suppressed=self._suppressed,
         )
         folder = self.provider.path if isinstance(self.provider, FilesProvider) else Path("config")
         self.api = ApiServer(ctx, cert_folder=folder)
