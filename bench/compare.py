@@ -283,7 +283,6 @@ def _latency(sides: list[Side]) -> list[dict[str, Any]]:
             result = latency.measure(side.name, target)
         for row in latency.rows(result):
             print(row, flush=True)
-        found.append({"side": side.name, "rssMb": result.rss_mb, "gcOver10ms": result.gc_over_10ms,
-                      "gcLongestMs": result.gc_longest_ms,
+        found.append({"side": side.name, "rssMb": result.rss_mb, "gc": result.gc,
                       "summary": latency.rows(result)})  # fmt: skip
     return found

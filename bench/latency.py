@@ -41,8 +41,8 @@ class Latency:
     packets: int = 0
     capture: str = ""  # dumpcap's closing words (captured/dropped)
     rss_mb: list[float] = field(default_factory=list)  # routr's, one a second
-    gc_over_10ms: float = float("nan")  # collector pauses over 10 ms during the run
-    gc_longest_ms: float = float("nan")
+    #: per collector generation: (pauses over 10 ms during the run, longest since start, ms)
+    gc: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def packets(path: Path) -> Iterator[tuple[float, int, int, bytes]]:
@@ -136,21 +136,25 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _gc(api: str) -> tuple[float, float]:
-    """(collector pauses over 10 ms, longest pause in ms) from routr's /metrics."""
-    over, longest = 0.0, 0.0
+def _gc(api: str) -> dict[str, tuple[float, float]]:
+    """Per collector generation: (pauses over 10 ms, longest pause in ms since start)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    over: dict[str, float] = {}
+    longest: dict[str, float] = {}
     text = httpx.get(f"{api}/metrics", timeout=10).text
-    counts: dict[str, float] = {}
-    under: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("routr_gc_pause_seconds_count"):
-            counts[line] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("routr_gc_pause_seconds_bucket") and 'le="0.01"' in line:
-            under[line] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("routr_gc_longest_pause_seconds"):
-            longest = max(longest, float(line.rsplit(" ", 1)[1]) * 1000)
-    over = sum(counts.values()) - sum(under.values())
-    return over, longest
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            generation = sample.labels.get("generation")
+            if generation is None:
+                continue
+            if sample.name == "routr_gc_pause_seconds_count":
+                over[generation] = over.get(generation, 0.0) + sample.value
+            elif sample.name == "routr_gc_pause_seconds_bucket" and sample.labels["le"] == "0.01":
+                over[generation] = over.get(generation, 0.0) - sample.value
+            elif sample.name == "routr_gc_longest_pause_seconds":
+                longest[generation] = sample.value * 1000
+    return {g: (over.get(g, 0.0), longest.get(g, 0.0)) for g in sorted(over)}
 
 
 def measure(side: str, target: Target, rate: int = 200, seconds: float = 60.0) -> Latency:
@@ -168,7 +172,7 @@ def measure(side: str, target: Target, rate: int = 200, seconds: float = 60.0) -
                     rss.append(_rss_mb(pid))
 
             threading.Thread(target=sample, daemon=True).start()
-        gc_before = _gc(api) if api else (float("nan"), float("nan"))
+        gc_before = _gc(api) if api else {}
         try:
             step = calls.run_step(target, callee, rate, seconds=seconds)
         finally:
@@ -176,8 +180,8 @@ def measure(side: str, target: Target, rate: int = 200, seconds: float = 60.0) -
             capture.stop()
         result = Latency(side, step, rss_mb=rss, capture=capture.words)
         if api:
-            over, longest = _gc(api)
-            result.gc_over_10ms, result.gc_longest_ms = over - gc_before[0], longest
+            result.gc = {g: (over - gc_before.get(g, (0.0, 0.0))[0], longest)
+                         for g, (over, longest) in _gc(api).items()}  # fmt: skip
         result.caller_ms, result.server_ms, result.packets = times(
             capture.path, target.ports["udp"], callee.port
         )
@@ -208,10 +212,10 @@ def rows(result: Latency) -> list[str]:
         marks = result.rss_mb[::10]
         out.append(f"latency {result.side} | RSS every 10 s (MB) | "
                    + " ".join(f"{m:.0f}" for m in marks))  # fmt: skip
-    if result.gc_over_10ms == result.gc_over_10ms:
-        out.append(f"latency {result.side} | collector pauses over 10 ms during the run | "
-                   f"{result.gc_over_10ms:.0f} | longest since start "
-                   f"{result.gc_longest_ms:.1f} ms")  # fmt: skip
+    for generation, (over, longest) in result.gc.items():
+        out.append(f"latency {result.side} | collector generation {generation} | "
+                   f"{over:.0f} pauses over 10 ms during the run | longest since start "
+                   f"{longest:.1f} ms")  # fmt: skip
     return out
 
 

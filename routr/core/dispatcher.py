@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from routr.core.identity import Identity
+from routr.sip.errors import ParseError
 from routr.sip.message import Request, Response
 from routr.sip.uri import SipURI, TelURI
 
@@ -63,6 +64,13 @@ class Dispatcher:
 
     def on_request(self, request: Request, source: Any) -> Awaitable[None] | None:
         """Answer at once, or return the work (registrar, proxy) to be awaited."""
+        try:
+            return self._dispatch(request, source)
+        except ParseError as exc:  # a header first read here (Proxy-Require...) is bad
+            self.respond(request, source, exc.status, exc.reason)
+            return None
+
+    def _dispatch(self, request: Request, source: Any) -> Awaitable[None] | None:
         method = request.method
         if method != "ACK" and method != "CANCEL":
             unsupported = _unsupported(request.get_all("proxy-require"))

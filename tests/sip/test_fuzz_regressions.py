@@ -108,3 +108,16 @@ def test_a_quoted_comma_in_the_top_via_survives_its_stamp(
     (via,) = request.vias
     assert (via.params["x"], via.received, via.branch) == ("a,b", "10.0.0.5", "z9hG4bK1")
     assert _served(QUOTED_COMMA_VIA, caplog)  # answered, nothing logged
+
+
+def test_a_bad_proxy_require_is_answered_400(caplog: pytest.LogCaptureFixture) -> None:
+    # Found by the message target: Proxy-Require is first read by the dispatcher, after
+    # check(); an unterminated quote in it raised out of on_data (the transport logs that
+    # as "handler failed" with a traceback) and nothing was answered.
+    options = (
+        b"OPTIONS sip:127.0.0.1 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK2\r\n"
+        b"From: <sip:1001@sip.local>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
+        b'Call-ID: pr1\r\nCSeq: 1 OPTIONS\r\nProxy-Require: a, "b\r\nContent-Length: 0\r\n\r\n'
+    )
+    assert _served(options, caplog) == [(400, "Unterminated quoted string")]
