@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .provider import DataProvider
@@ -31,11 +31,12 @@ _MASTER_BYTES = 32
 class Secrets:
     """Keys derived from one master secret; ``source`` says where the master lives."""
 
-    route_key: bytes
-    nonce_key: bytes
+    # repr=False: a Secrets in a log line or a traceback's locals shows where, never what
+    route_key: bytes = field(repr=False)
+    nonce_key: bytes = field(repr=False)
     source: str
     #: signs the REST API's tokens (so every node accepts every node's tokens)
-    token_key: bytes = b""
+    token_key: bytes = field(default=b"", repr=False)
 
     @classmethod
     def derive(cls, master: bytes, source: str) -> Secrets:

@@ -56,3 +56,11 @@ def test_an_empty_secret_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / SECRET_FILE).write_text("")
     with pytest.raises(OSError, match="delete it to have a new one made"):
         folder_secret(tmp_path)
+
+
+def test_the_keys_never_show_in_a_repr() -> None:
+    keys = Secrets.derive(b"a master secret of the test suite", "test")
+    shown = repr(keys)
+    assert "test" in shown
+    for key in (keys.route_key, keys.nonce_key, keys.token_key):
+        assert repr(key) not in shown and key.hex() not in shown
