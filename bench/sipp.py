@@ -89,12 +89,14 @@ def sipp(
     protocol: str = "udp",
     extra: tuple[str, ...] = (),
     cwd: Path | None = None,
+    local_port: int = 0,
 ) -> Step:
-    """One SIPp client run of ``count`` calls at ``rate`` against ``target``."""
+    """One SIPp client run of ``count`` calls at ``rate`` against ``target`` (from
+    ``local_port``; 0: one the kernel picks)."""
     limit = int(count / rate * 3 + 10)
     mode = "t1" if protocol == "tcp" else "u1"
     cmd = ["sipp", f"127.0.0.1:{target.ports[protocol]}", "-sf", str(SCENARIOS / scenario),
-           "-m", str(count), "-r", str(rate), "-t", mode, "-i", "127.0.0.1", "-p", "0",
+           "-m", str(count), "-r", str(rate), "-t", mode, "-i", "127.0.0.1", "-p", str(local_port),
            "-nostdin", "-timeout", f"{limit}s", "-timeout_error",
            "-max_recv_loops", "10000", "-max_sched_loops", "10000", *extra]  # fmt: skip
     cpu0, t0 = target.cpu_seconds(), time.monotonic()
