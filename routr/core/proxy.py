@@ -97,6 +97,7 @@ class Proxy:
         gateway_credentials: CredentialsAt | None = None,
         dialogs: Dialogs | None = None,
         calls: Calls | None = None,
+        servers: dict[str, Context] | None = None,
     ) -> None:
         self.io = io
         #: The call record: fed with each routed INVITE, its final answer and its BYE's.
@@ -107,7 +108,8 @@ class Proxy:
         self.router = router
         self.record_route = record_route
         self.server_header = server_header
-        self.servers: dict[str, Context] = {}
+        #: server transactions by key (the service passes one that counts them per source)
+        self.servers: dict[str, Context] = servers if servers is not None else {}
         self.branches: Branches[Context] = Branches(
             io, deliver=self._on_branch_response, failed=self._branch_failed, timer_c=timer_c
         )

@@ -206,6 +206,8 @@ class SipService:
             calls=self.calls,
             acls=self.registrar.acls,  # one compiled set of domain ACLs for both
         )
+        #: The proxy's server transactions, counted per source (maxTransactionsPerSource).
+        self.transactions = ServerTable(limits.max_transactions_per_source)
         self.proxy = Proxy(
             self,
             self.router,
@@ -215,10 +217,8 @@ class SipService:
             timer_c=spec.proxy.timer_c,
             gateway_credentials=lambda hop: credentials_at(index(), hop.host, hop.port),
             calls=self.calls,
+            servers=self.transactions,
         )
-        #: The proxy's server transactions, counted per source (maxTransactionsPerSource).
-        self.transactions = ServerTable(limits.max_transactions_per_source)
-        self.proxy.servers = self.transactions
         self.gateways = GatewayRegistry(self, Hop, user_agent=self.user_agent, emit=emit)
         self.dispatcher = Dispatcher(
             identity, self.user_agent, self.reply, proxy=self.proxy.on_request,
