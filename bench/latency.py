@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from bench import calls
-from bench.server import BenchServer
+from bench.server import BenchServer, rss_mb
 from bench.sipp import Step, Target
 
 _CALL_ID = re.compile(rb"\r\n(?:Call-ID|i)[ \t]*:[ \t]*([^\r\n]+)", re.IGNORECASE)
@@ -125,15 +125,8 @@ class _Capture:
     def stop(self) -> None:
         self.proc.terminate()
         _, err = self.proc.communicate(timeout=30)
-        found = re.search(r"received/dropped[^:]*:\s*(\d+)/(\d+)", err)
+        found = re.search(r"received/dropped.*?: (\d+)/(\d+) ", err)
         self.words = f"{found.group(2)} dropped" if found else "capture count unknown"
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _gc(api: str) -> dict[str, tuple[float, float]]:
@@ -169,7 +162,7 @@ def measure(side: str, target: Target, rate: int = 200, seconds: float = 60.0) -
 
             def sample() -> None:
                 while not done.wait(1.0):
-                    rss.append(_rss_mb(pid))
+                    rss.append(rss_mb(pid))
 
             threading.Thread(target=sample, daemon=True).start()
         gc_before = _gc(api) if api else {}

@@ -25,20 +25,13 @@ import httpx
 
 from bench import calls, register
 from bench.data import write
-from bench.server import BenchServer
+from bench.server import BenchServer, rss_mb
 from bench.sipp import Step, sipp
 
 ADMIN_SECRET = "soak-admin-secret"
 #: At least this long before memory is expected to level off (and, with registrations,
 #: until every user has registered once and 30 s more).
 WARM_UP = 60.0
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _memory(server: BenchServer, token: str, **params: Any) -> dict[str, Any]:
@@ -102,7 +95,7 @@ def main(argv: list[str]) -> int:
         def watch() -> None:
             while not done.wait(10.0):
                 at = time.monotonic() - t0
-                samples.append((at, _rss_mb(pid)))
+                samples.append((at, rss_mb(pid)))
                 traced = _memory(server, token, sites="false").get("tracedBytes", 0)
                 heap.append((at, traced / 2**20))
 
